@@ -1,0 +1,111 @@
+/* testutil.c - see testutil.h. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+const char *bt_shared_path(const char *rel) {
+    static char buf[4096];
+    const char *root = getenv("BITNET_SHARED_DATA");
+    if (!root) root = BITNET_SHARED_DATA;
+    snprintf(buf, sizeof buf, "%s/%s", root, rel);
+    struct stat st;
+    return stat(buf, &st) == 0 ? buf : NULL;
+}
+
+const char *bt_tmp_path(const char *name) {
+    static char bufs[4][4096];
+    static int next;
+    char *b = bufs[next++ & 3];
+    mkdir(BITNET_TEST_TMP, 0755);
+    snprintf(b, 4096, "%s/%s", BITNET_TEST_TMP, name);
+    return b;
+}
+
+void bt_skip(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "SKIP: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(77);
+}
+
+void bt_rng_seed(bt_rng *r, uint64_t seed) {
+    r->s = seed * 0x9E3779B97F4A7C15ull + 0x1234567ull;
+    if (!r->s) r->s = 1;
+}
+
+uint64_t bt_rng_u64(bt_rng *r) {
+    uint64_t x = r->s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+double bt_rng_uniform(bt_rng *r) {
+    return (double)(bt_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+double bt_rng_normal(bt_rng *r) {
+    double u1 = bt_rng_uniform(r), u2 = bt_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+int bt_rng_int(bt_rng *r, int lo, int hi) {
+    return lo + (int)(bt_rng_u64(r) % (uint64_t)(hi - lo + 1));
+}
+
+double bt_nmse_f32(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    if (den == 0) return num == 0 ? 0 : INFINITY;
+    return num / den;
+}
+
+double bt_nmse_f32_f64(const float *a, const double *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += b[i] * b[i];
+    }
+    if (den == 0) return num == 0 ? 0 : INFINITY;
+    return num / den;
+}
+
+char *bt_read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = 0;
+        if (size) *size = (size_t)n;
+    }
+    return buf;
+}
+
+int bt_write_file(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(data, 1, size, f);
+    return (fclose(f) == 0 && w == size) ? 0 : -1;
+}

@@ -1,0 +1,38 @@
+/* testutil.h - small helpers shared by the cmocka tests: paths to the shared
+ * data and the build's scratch folder, skipping, a deterministic RNG and NMSE. */
+#ifndef BN_TESTUTIL_H
+#define BN_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+/* Path of a file in ../shared/data (static buffer), or NULL if it does not exist. */
+const char *bt_shared_path(const char *rel);
+/* Path of a scratch file in the build's test folder (static rotating buffers). */
+const char *bt_tmp_path(const char *name);
+/* Prints "SKIP: why" and exits with 77 (ctest reports the test as skipped). */
+void bt_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Deterministic xorshift64* generator. */
+typedef struct bt_rng {
+    uint64_t s;
+} bt_rng;
+void bt_rng_seed(bt_rng *r, uint64_t seed);
+uint64_t bt_rng_u64(bt_rng *r);
+double bt_rng_uniform(bt_rng *r);          /* [0, 1) */
+double bt_rng_normal(bt_rng *r);           /* N(0, 1) */
+int bt_rng_int(bt_rng *r, int lo, int hi); /* [lo, hi] */
+
+/* sum (a-b)^2 / sum b^2 (0 when both are zero). */
+double bt_nmse_f32(const float *a, const float *b, size_t n);
+double bt_nmse_f32_f64(const float *a, const double *b, size_t n);
+
+/* Reads a whole file into malloc'd memory (NUL-terminated); NULL on error. */
+char *bt_read_file(const char *path, size_t *size);
+/* Writes bytes to a file; 0 on success. */
+int bt_write_file(const char *path, const void *data, size_t size);
+
+#endif

@@ -1,0 +1,47 @@
+/* cli.h - what the subcommands of the bitnet command share: option parsing
+ * helpers, error reporting (error: ... on stderr, exit 1; usage errors exit 2),
+ * and a progress bar for long work on a terminal. */
+#ifndef BN_CLI_H
+#define BN_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/error.h"
+
+#define EXIT_USAGE 2
+
+/* Prints "error: <msg>" to stderr. Returns 1 (the exit code for runtime errors). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "error: <msg>" and "try 'bitnet CMD --help'"; returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints err's message as an error and returns 1. */
+int cli_fail(const bn_err *err);
+
+/* Strict number parsing: the whole string must be a number in range. */
+bool cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+bool cli_parse_float(const char *s, double *out);
+/* "1,2,3" -> ids (malloc'd); returns the count or -1 on a malformed list. */
+int cli_parse_id_list(const char *s, int32_t **out);
+
+/* Fetches the value of option argv[*i] (advancing *i); NULL (after reporting a
+ * usage error) when missing. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+
+/* A progress bar on stderr, drawn only when stderr is a terminal. */
+typedef struct cli_progress {
+    bool tty;
+    double t0, last;
+    const char *label;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label);
+void cli_progress_update(cli_progress *p, double done, double total, const char *detail);
+void cli_progress_end(cli_progress *p);
+
+/* Subcommands: argv[0] is the subcommand name. */
+int cmd_gen(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+#endif
