@@ -86,7 +86,8 @@ static float tq1_block_codes(const uint8_t *blk, uint8_t c[BN_QK_K]) {
  * j mod 32 at shift 6 - 2 (j div 32); byte b holds b, b+32, b+64, b+96, the first
  * in bits 7..6. Code 3 is returned as is. */
 static void i2s_block_codes(const uint8_t *blk, uint8_t c[BN_I2S_BLOCK]) {
-    for (int j = 0; j < BN_I2S_BLOCK; j++) c[j] = (blk[j % 32] >> (6 - 2 * (j / 32))) & 3;
+    for (int q = 0; q < 4; q++) /* quarter q: elements 32q .. 32q+31, shift 6 - 2q */
+        for (int b = 0; b < 32; b++) c[32 * q + b] = (uint8_t)((blk[b] >> (6 - 2 * q)) & 3);
 }
 
 void bn_ternary_row_codes(uint32_t type, const void *tensor, int64_t ne0, int64_t nrows,
@@ -98,8 +99,8 @@ void bn_ternary_row_codes(uint32_t type, const void *tensor, int64_t ne0, int64_
         for (int64_t b = 0; b < ne0 / BN_I2S_BLOCK; b++) {
             uint8_t *c = codes + b * BN_I2S_BLOCK;
             i2s_block_codes(p + 32 * b, c);
-            for (int j = 0; j < BN_I2S_BLOCK; j++)
-                if (c[j] == 3) c[j] = 1; /* kernel rule: code 3 is weight 0 */
+            for (int j = 0; j < BN_I2S_BLOCK; j++) /* kernel rule: code 3 is weight 0 */
+                c[j] = (uint8_t)(c[j] - ((c[j] == 3) << 1));
         }
         float s = i2s_scale(tensor, ne0, nrows);
         for (int64_t g = 0; g < (ne0 + BN_QK_K - 1) / BN_QK_K; g++) scales[g] = s;

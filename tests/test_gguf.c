@@ -14,35 +14,8 @@
 
 /* ---- a little-endian byte builder for hand-made files ---- */
 
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
-
-static void put_bytes(buf *b, const void *src, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-static void put_u8(buf *b, uint8_t v) {
-    put_bytes(b, &v, 1);
-}
-static void put_u32(buf *b, uint32_t v) {
-    for (int i = 0; i < 4; i++) put_u8(b, (uint8_t)(v >> (8 * i)));
-}
-static void put_u64(buf *b, uint64_t v) {
-    for (int i = 0; i < 8; i++) put_u8(b, (uint8_t)(v >> (8 * i)));
-}
-static void put_str(buf *b, const char *s) {
-    put_u64(b, strlen(s));
-    put_bytes(b, s, strlen(s));
-}
-static void put_pad(buf *b, size_t align) {
-    while (b->n % align) put_u8(b, 0);
+static void put_pad(bt_buf *b, size_t align) {
+    while (b->n % align) bt_put_u8(b, 0);
 }
 
 static bool str_is(gguf_str s, const char *c, size_t n) {
@@ -369,49 +342,49 @@ static void test_getters(void **state) {
 /* A version 2 file built byte by byte, with an array of arrays and alignment 16. */
 static void test_handmade_v2(void **state) {
     (void)state;
-    buf b = {0};
-    put_bytes(&b, "GGUF", 4);
-    put_u32(&b, 2);
-    put_u64(&b, 2); /* tensors */
-    put_u64(&b, 5); /* kvs */
-    put_str(&b, "general.architecture");
-    put_u32(&b, GGUF_STRING);
-    put_str(&b, "llama");
-    put_str(&b, "general.alignment");
-    put_u32(&b, GGUF_U32);
-    put_u32(&b, 16);
-    put_str(&b, "test.nested"); /* [[1, 2, 3], ["a", "bc"], [[]]] */
-    put_u32(&b, GGUF_ARRAY);
-    put_u32(&b, GGUF_ARRAY);
-    put_u64(&b, 3);
-    put_u32(&b, GGUF_U16);
-    put_u64(&b, 3);
-    for (int i = 1; i <= 3; i++) put_u8(&b, (uint8_t)i), put_u8(&b, 0);
-    put_u32(&b, GGUF_STRING);
-    put_u64(&b, 2);
-    put_str(&b, "a");
-    put_str(&b, "bc");
-    put_u32(&b, GGUF_ARRAY);
-    put_u64(&b, 1);
-    put_u32(&b, GGUF_F64);
-    put_u64(&b, 0);
-    put_str(&b, "test.after");
-    put_u32(&b, GGUF_I32);
-    put_u32(&b, (uint32_t)-42);
-    put_str(&b, "test.flag");
-    put_u32(&b, GGUF_BOOL);
-    put_u8(&b, 2); /* any nonzero byte reads as true */
-    put_str(&b, "w");
-    put_u32(&b, 2);
-    put_u64(&b, 2);
-    put_u64(&b, 2);
-    put_u32(&b, BN_TYPE_F32);
-    put_u64(&b, 0);
-    put_str(&b, "v");
-    put_u32(&b, 1);
-    put_u64(&b, 3);
-    put_u32(&b, BN_TYPE_F16);
-    put_u64(&b, 16);
+    bt_buf b = {0};
+    bt_put_bytes(&b, "GGUF", 4);
+    bt_put_u32(&b, 2);
+    bt_put_u64(&b, 2); /* tensors */
+    bt_put_u64(&b, 5); /* kvs */
+    bt_put_str(&b, "general.architecture");
+    bt_put_u32(&b, GGUF_STRING);
+    bt_put_str(&b, "llama");
+    bt_put_str(&b, "general.alignment");
+    bt_put_u32(&b, GGUF_U32);
+    bt_put_u32(&b, 16);
+    bt_put_str(&b, "test.nested"); /* [[1, 2, 3], ["a", "bc"], [[]]] */
+    bt_put_u32(&b, GGUF_ARRAY);
+    bt_put_u32(&b, GGUF_ARRAY);
+    bt_put_u64(&b, 3);
+    bt_put_u32(&b, GGUF_U16);
+    bt_put_u64(&b, 3);
+    for (int i = 1; i <= 3; i++) bt_put_u8(&b, (uint8_t)i), bt_put_u8(&b, 0);
+    bt_put_u32(&b, GGUF_STRING);
+    bt_put_u64(&b, 2);
+    bt_put_str(&b, "a");
+    bt_put_str(&b, "bc");
+    bt_put_u32(&b, GGUF_ARRAY);
+    bt_put_u64(&b, 1);
+    bt_put_u32(&b, GGUF_F64);
+    bt_put_u64(&b, 0);
+    bt_put_str(&b, "test.after");
+    bt_put_u32(&b, GGUF_I32);
+    bt_put_u32(&b, (uint32_t)-42);
+    bt_put_str(&b, "test.flag");
+    bt_put_u32(&b, GGUF_BOOL);
+    bt_put_u8(&b, 2); /* any nonzero byte reads as true */
+    bt_put_str(&b, "w");
+    bt_put_u32(&b, 2);
+    bt_put_u64(&b, 2);
+    bt_put_u64(&b, 2);
+    bt_put_u32(&b, BN_TYPE_F32);
+    bt_put_u64(&b, 0);
+    bt_put_str(&b, "v");
+    bt_put_u32(&b, 1);
+    bt_put_u64(&b, 3);
+    bt_put_u32(&b, BN_TYPE_F16);
+    bt_put_u64(&b, 16);
     size_t info_end = b.n;
     put_pad(&b, 16);
     size_t data_start = b.n;
@@ -419,11 +392,11 @@ static void test_handmade_v2(void **state) {
     for (int i = 0; i < 4; i++) {
         uint32_t bits;
         memcpy(&bits, &wv[i], 4);
-        put_u32(&b, bits);
+        bt_put_u32(&b, bits);
     }
-    put_u8(&b, 0x00), put_u8(&b, 0x3c); /* f16 1.0 */
-    put_u8(&b, 0x00), put_u8(&b, 0xc0); /* f16 -2.0 */
-    put_u8(&b, 0x00), put_u8(&b, 0x38); /* f16 0.5 */
+    bt_put_u8(&b, 0x00), bt_put_u8(&b, 0x3c); /* f16 1.0 */
+    bt_put_u8(&b, 0x00), bt_put_u8(&b, 0xc0); /* f16 -2.0 */
+    bt_put_u8(&b, 0x00), bt_put_u8(&b, 0x38); /* f16 0.5 */
 
     gguf_file *f = NULL;
     bn_err e = {0};

@@ -17,44 +17,16 @@
 
 #define P63 (1ull << 63)
 
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
-
-static void put_bytes(buf *b, const void *src, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-static void put_u8(buf *b, uint8_t v) {
-    put_bytes(b, &v, 1);
-}
-static void put_u32(buf *b, uint32_t v) {
-    for (int i = 0; i < 4; i++) put_u8(b, (uint8_t)(v >> (8 * i)));
-}
-static void put_u64(buf *b, uint64_t v) {
-    for (int i = 0; i < 8; i++) put_u8(b, (uint8_t)(v >> (8 * i)));
-}
-static void put_str(buf *b, const char *s) {
-    put_u64(b, strlen(s));
-    put_bytes(b, s, strlen(s));
-}
-
 /* Levels of nested arrays; the innermost holds one u8. */
-static void put_nested(buf *b, int levels) {
+static void put_nested(bt_buf *b, int levels) {
     if (levels <= 1) {
-        put_u32(b, GGUF_U8);
-        put_u64(b, 1);
-        put_u8(b, 7);
+        bt_put_u32(b, GGUF_U8);
+        bt_put_u64(b, 1);
+        bt_put_u8(b, 7);
         return;
     }
-    put_u32(b, GGUF_ARRAY);
-    put_u64(b, 1);
+    bt_put_u32(b, GGUF_ARRAY);
+    bt_put_u64(b, 1);
     put_nested(b, levels - 1);
 }
 
@@ -80,95 +52,95 @@ typedef struct layout {
 
 /* header; 4 keys (+ options); tensors token_embd.weight F32 [4, 2] at 0 and
  * output.weight F32 [8] at 32; alignment 32; the file ends with tensor data. */
-static buf build(const opts *o, layout *l) {
-    buf b = {0};
-    put_bytes(&b, "GGUF", 4);
-    put_u32(&b, 3);
+static bt_buf build(const opts *o, layout *l) {
+    bt_buf b = {0};
+    bt_put_bytes(&b, "GGUF", 4);
+    bt_put_u32(&b, 3);
     l->tensor_count = b.n;
-    put_u64(&b, 2);
+    bt_put_u64(&b, 2);
     l->kv_count = b.n;
-    put_u64(&b, 4 + (o->nest_depth > 0) + o->dup_key);
+    bt_put_u64(&b, 4 + (o->nest_depth > 0) + o->dup_key);
 
     l->arch_key_len = b.n;
-    put_str(&b, "general.architecture");
+    bt_put_str(&b, "general.architecture");
     l->arch_type = b.n;
-    put_u32(&b, GGUF_STRING);
+    bt_put_u32(&b, GGUF_STRING);
     l->arch_val_len = b.n;
-    put_str(&b, "llama");
+    bt_put_str(&b, "llama");
 
-    put_str(&b, "general.alignment");
-    put_u32(&b, o->align_as_u64 ? GGUF_U64 : GGUF_U32);
+    bt_put_str(&b, "general.alignment");
+    bt_put_u32(&b, o->align_as_u64 ? GGUF_U64 : GGUF_U32);
     l->align_val = b.n;
     if (o->align_as_u64)
-        put_u64(&b, 32);
+        bt_put_u64(&b, 32);
     else
-        put_u32(&b, 32);
+        bt_put_u32(&b, 32);
 
-    put_str(&b, "tokenizer.ggml.tokens");
-    put_u32(&b, GGUF_ARRAY);
+    bt_put_str(&b, "tokenizer.ggml.tokens");
+    bt_put_u32(&b, GGUF_ARRAY);
     l->tokens_elem_type = b.n;
-    put_u32(&b, GGUF_STRING);
+    bt_put_u32(&b, GGUF_STRING);
     l->tokens_count = b.n;
-    put_u64(&b, 3);
+    bt_put_u64(&b, 3);
     l->tokens_str0 = b.n;
-    put_str(&b, "a");
-    put_str(&b, "bc");
-    put_str(&b, "def");
+    bt_put_str(&b, "a");
+    bt_put_str(&b, "bc");
+    bt_put_str(&b, "def");
 
-    put_str(&b, "tokenizer.ggml.scores");
-    put_u32(&b, GGUF_ARRAY);
-    put_u32(&b, GGUF_F32);
+    bt_put_str(&b, "tokenizer.ggml.scores");
+    bt_put_u32(&b, GGUF_ARRAY);
+    bt_put_u32(&b, GGUF_F32);
     l->scores_count = b.n;
-    put_u64(&b, 3);
-    for (int i = 0; i < 3; i++) put_u32(&b, 0x3f800000u);
+    bt_put_u64(&b, 3);
+    for (int i = 0; i < 3; i++) bt_put_u32(&b, 0x3f800000u);
 
     if (o->nest_depth > 0) {
-        put_str(&b, "test.nested");
-        put_u32(&b, GGUF_ARRAY);
+        bt_put_str(&b, "test.nested");
+        bt_put_u32(&b, GGUF_ARRAY);
         put_nested(&b, o->nest_depth);
     }
     if (o->dup_key) {
-        put_str(&b, "general.architecture");
-        put_u32(&b, GGUF_STRING);
-        put_str(&b, "bitnet");
+        bt_put_str(&b, "general.architecture");
+        bt_put_u32(&b, GGUF_STRING);
+        bt_put_str(&b, "bitnet");
     }
 
     l->t0_name_len = b.n;
-    put_str(&b, "token_embd.weight");
+    bt_put_str(&b, "token_embd.weight");
     l->t0_ndims = b.n;
-    put_u32(&b, 2);
+    bt_put_u32(&b, 2);
     l->t0_ne0 = b.n;
-    put_u64(&b, 4);
+    bt_put_u64(&b, 4);
     l->t0_ne1 = b.n;
-    put_u64(&b, 2);
+    bt_put_u64(&b, 2);
     l->t0_type = b.n;
-    put_u32(&b, BN_TYPE_F32);
+    bt_put_u32(&b, BN_TYPE_F32);
     l->t0_offset = b.n;
-    put_u64(&b, 0);
+    bt_put_u64(&b, 0);
 
     l->t1_name_len = b.n;
     if (o->dup_tensor)
-        put_str(&b, "token_embd.weight");
+        bt_put_str(&b, "token_embd.weight");
     else if (o->nul_in_name)
-        put_u64(&b, 7), put_bytes(&b, "out\0put", 7);
+        bt_put_u64(&b, 7), bt_put_bytes(&b, "out\0put", 7);
     else
-        put_str(&b, "output.weight");
+        bt_put_str(&b, "output.weight");
     l->t1_ndims = b.n;
-    put_u32(&b, 1);
+    bt_put_u32(&b, 1);
     l->t1_ne0 = b.n;
-    put_u64(&b, 8);
+    bt_put_u64(&b, 8);
     l->t1_type = b.n;
-    put_u32(&b, BN_TYPE_F32);
+    bt_put_u32(&b, BN_TYPE_F32);
     l->t1_offset = b.n;
-    put_u64(&b, 32);
+    bt_put_u64(&b, 32);
 
-    while (b.n % 32) put_u8(&b, 0);
+    while (b.n % 32) bt_put_u8(&b, 0);
     l->data = b.n;
-    for (int i = 0; i < 64; i++) put_u8(&b, (uint8_t)(i * 7 + 1));
+    for (int i = 0; i < 64; i++) bt_put_u8(&b, (uint8_t)(i * 7 + 1));
     return b;
 }
 
-static buf build_default(layout *l) {
+static bt_buf build_default(layout *l) {
     opts o = {0};
     return build(&o, l);
 }
@@ -207,10 +179,10 @@ static void expect_fail_at(const char *what, const uint8_t *p, size_t n, bn_stat
     if (need && !strstr(e.msg, need)) fail_msg("%s: '%s' not in: %s", what, need, e.msg);
 }
 
-static void patch_u32(buf *b, size_t at, uint32_t v) {
+static void patch_u32(bt_buf *b, size_t at, uint32_t v) {
     for (int i = 0; i < 4; i++) b->p[at + i] = (uint8_t)(v >> (8 * i));
 }
-static void patch_u64(buf *b, size_t at, uint64_t v) {
+static void patch_u64(bt_buf *b, size_t at, uint64_t v) {
     for (int i = 0; i < 8; i++) b->p[at + i] = (uint8_t)(v >> (8 * i));
 }
 
@@ -218,7 +190,7 @@ static void patch_u64(buf *b, size_t at, uint64_t v) {
 static void case_u64(const char *what, size_t layout_field_offset, uint64_t v, bn_status want,
                      const char *need) {
     layout l;
-    buf b = build_default(&l);
+    bt_buf b = build_default(&l);
     size_t at = *(const size_t *)((const char *)&l + layout_field_offset);
     patch_u64(&b, at, v);
     expect_fail_at(what, b.p, b.n, want, need);
@@ -227,7 +199,7 @@ static void case_u64(const char *what, size_t layout_field_offset, uint64_t v, b
 static void case_u32(const char *what, size_t layout_field_offset, uint32_t v, bn_status want,
                      const char *need) {
     layout l;
-    buf b = build_default(&l);
+    bt_buf b = build_default(&l);
     size_t at = *(const size_t *)((const char *)&l + layout_field_offset);
     patch_u32(&b, at, v);
     expect_fail_at(what, b.p, b.n, want, need);
@@ -241,7 +213,7 @@ static void case_u32(const char *what, size_t layout_field_offset, uint32_t v, b
 static void test_base_is_valid(void **state) {
     (void)state;
     layout l;
-    buf b = build_default(&l);
+    bt_buf b = build_default(&l);
     gguf_file *f = NULL;
     bn_err e = {0};
     bn_status st = gguf_open_memory(b.p, b.n, &f, &e);
@@ -259,7 +231,7 @@ static void test_base_is_valid(void **state) {
 static void test_truncation(void **state) {
     (void)state;
     layout l;
-    buf b = build_default(&l);
+    bt_buf b = build_default(&l);
     for (size_t n = 0; n < b.n; n++) {
         char what[64];
         snprintf(what, sizeof what, "truncated to %zu of %zu bytes", n, b.n);
@@ -269,7 +241,7 @@ static void test_truncation(void **state) {
     assert_int_equal(open_copy(b.p, b.n, &e), BN_OK);
     /* the same for a file with nested arrays */
     opts o = {.nest_depth = 8};
-    buf c = build(&o, &l);
+    bt_buf c = build(&o, &l);
     assert_int_equal(open_copy(c.p, c.n, &e), BN_OK);
     for (size_t n = 0; n < c.n; n++) expect_fail_at("nested, truncated", c.p, n, BN_OK, NULL);
     free(c.p);
@@ -279,7 +251,7 @@ static void test_truncation(void **state) {
 static void test_header(void **state) {
     (void)state;
     layout l;
-    buf b = build_default(&l);
+    bt_buf b = build_default(&l);
     expect_fail_at("NULL, 0", NULL, 0, BN_ERR_FORMAT, NULL);
     b.p[0] = 'g';
     expect_fail_at("bad magic", b.p, b.n, BN_ERR_FORMAT, "magic");
@@ -342,7 +314,7 @@ static void test_alignment(void **state) {
     U32(align_val, 64, BN_ERR_FORMAT, "output.weight");
     layout l;
     opts o = {.align_as_u64 = true};
-    buf b = build(&o, &l);
+    bt_buf b = build(&o, &l);
     expect_fail_at("alignment as u64", b.p, b.n, BN_ERR_FORMAT, "general.alignment");
     free(b.p);
 }
@@ -353,7 +325,7 @@ static void test_nesting(void **state) {
     bn_err e;
     for (int depth = 1; depth <= 8; depth++) {
         opts o = {.nest_depth = depth};
-        buf b = build(&o, &l);
+        bt_buf b = build(&o, &l);
         bn_status st = open_copy(b.p, b.n, &e);
         if (st) fail_msg("depth %d: %s", depth, e.msg);
         free(b.p);
@@ -361,13 +333,13 @@ static void test_nesting(void **state) {
     int deep[] = {9, 10, 100, 5000};
     for (size_t i = 0; i < sizeof deep / sizeof deep[0]; i++) {
         opts o = {.nest_depth = deep[i]};
-        buf b = build(&o, &l);
+        bt_buf b = build(&o, &l);
         expect_fail_at("nested too deep", b.p, b.n, BN_ERR_FORMAT, "test.nested");
         free(b.p);
     }
     /* a huge count of inner arrays */
     opts o = {.nest_depth = 2};
-    buf b = build(&o, &l);
+    bt_buf b = build(&o, &l);
     size_t at = l.t0_name_len - (4 + 8 + 1) - 8; /* count of the outer array */
     patch_u64(&b, at, P63);
     expect_fail_at("array of 2^63 arrays", b.p, b.n, BN_ERR_FORMAT, "arrays does not fit");
@@ -380,7 +352,7 @@ static void test_duplicates(void **state) {
     (void)state;
     layout l;
     opts o = {.dup_key = true};
-    buf b = build(&o, &l);
+    bt_buf b = build(&o, &l);
     expect_fail_at("duplicate key", b.p, b.n, BN_ERR_FORMAT, "'general.architecture'");
     expect_fail_at("duplicate key", b.p, b.n, BN_ERR_FORMAT, "duplicate");
     free(b.p);
@@ -402,7 +374,7 @@ static void test_tensor_infos(void **state) {
     U64(t0_name_len, 128, BN_ERR_FORMAT, "127");
     {
         layout l;
-        buf b = build_default(&l);
+        bt_buf b = build_default(&l);
         patch_u64(&b, l.t1_name_len, 120);
         expect_fail_at("name past the end", b.p, l.t1_name_len + 8 + 50, BN_ERR_FORMAT,
                        "name of 120 bytes does not fit in the 50 remaining bytes");
@@ -423,7 +395,7 @@ static void test_tensor_infos(void **state) {
     U64(t0_ne1, 4, BN_ERR_FORMAT, "overlaps");                   /* 64 bytes at 0 */
     {
         layout l;
-        buf b = build_default(&l);
+        bt_buf b = build_default(&l);
         patch_u64(&b, l.t0_ne0, 1ull << 62);
         patch_u64(&b, l.t0_ne1, 1ull << 62);
         expect_fail_at("2^62 x 2^62", b.p, b.n, BN_ERR_FORMAT, "token_embd.weight");
@@ -454,7 +426,7 @@ static void test_tensor_infos(void **state) {
 static void test_open_path(void **state) {
     (void)state;
     layout l;
-    buf b = build_default(&l);
+    bt_buf b = build_default(&l);
     patch_u64(&b, l.tokens_count, P63);
     const char *path = bt_tmp_path("hostile_tokens.gguf");
     assert_int_equal(bt_write_file(path, b.p, b.n), 0);
@@ -503,7 +475,7 @@ static void test_random_mutations(void **state) {
     (void)state;
     layout l;
     opts o = {.nest_depth = 3};
-    buf b = build(&o, &l);
+    bt_buf b = build(&o, &l);
     bt_rng rng;
     bt_rng_seed(&rng, 1234);
     static const uint64_t interesting[] = {
@@ -546,7 +518,7 @@ static void test_random_mutations(void **state) {
 static void test_getters(void **state) {
     (void)state;
     layout l;
-    buf b = build_default(&l);
+    bt_buf b = build_default(&l);
     gguf_file *f = NULL;
     bn_err e = {0};
     assert_int_equal(gguf_open_memory(b.p, b.n, &f, &e), BN_OK);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 const char *bt_shared_path(const char *rel) {
@@ -108,4 +109,31 @@ int bt_write_file(const char *path, const void *data, size_t size) {
     if (!f) return -1;
     size_t w = fwrite(data, 1, size, f);
     return (fclose(f) == 0 && w == size) ? 0 : -1;
+}
+
+void bt_put_bytes(bt_buf *b, const void *src, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+void bt_put_u8(bt_buf *b, uint8_t v) {
+    bt_put_bytes(b, &v, 1);
+}
+
+void bt_put_u32(bt_buf *b, uint32_t v) {
+    for (int i = 0; i < 4; i++) bt_put_u8(b, (uint8_t)(v >> (8 * i)));
+}
+
+void bt_put_u64(bt_buf *b, uint64_t v) {
+    for (int i = 0; i < 8; i++) bt_put_u8(b, (uint8_t)(v >> (8 * i)));
+}
+
+void bt_put_str(bt_buf *b, const char *s) {
+    bt_put_u64(b, strlen(s));
+    bt_put_bytes(b, s, strlen(s));
 }

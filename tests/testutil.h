@@ -35,4 +35,15 @@ char *bt_read_file(const char *path, size_t *size);
 /* Writes bytes to a file; 0 on success. */
 int bt_write_file(const char *path, const void *data, size_t size);
 
+/* A growing little-endian byte buffer, for building files by hand. */
+typedef struct bt_buf {
+    uint8_t *p;
+    size_t n, cap;
+} bt_buf;
+void bt_put_bytes(bt_buf *b, const void *src, size_t n);
+void bt_put_u8(bt_buf *b, uint8_t v);
+void bt_put_u32(bt_buf *b, uint32_t v);
+void bt_put_u64(bt_buf *b, uint64_t v);
+void bt_put_str(bt_buf *b, const char *s); /* GGUF string: u64 length + bytes */
+
 #endif
