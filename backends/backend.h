@@ -1,11 +1,30 @@
 /* backend.h - the interface every compute backend implements, and the only
  * header backends share with the scheduler (DESIGN.md "Backends").
  *
- * A backend is one small table of functions: enumerate its devices (saying
- * why when there are none), describe a device, open it, prepare a graph
- * (check every node is supported, place intermediates) and run it. Devices,
- * buffers, transfers and throughput profiles for multi-device plans extend
- * this table in the planner work. */
+ * A backend is one small table of functions. It enumerates its devices
+ * (saying why when there are none), describes and opens a device, says which
+ * nodes it can run, measures its throughput profile, and prepares and runs
+ * graphs (or the per-device segments the scheduler cuts from a graph).
+ *
+ * The data contract, for every backend:
+ *  - Every tensor's `data` is a HOST pointer. Weights (BN_TENSOR_WEIGHT) point
+ *    into the model mapping; a device backend copies them to device memory
+ *    once (or imports/maps them on unified memory) and keeps them keyed by
+ *    that host pointer, so every graph that names the same weight shares one
+ *    device copy, until close.
+ *  - KV caches (BN_TENSOR_CACHE leaves) are persistent state. Their host
+ *    pointer is their identity: a device backend allocates device memory for
+ *    a cache the first time it sees that pointer (zero-filled), keeps it for
+ *    every later graph, and never synchronizes it with the host. The KV_STORE
+ *    node's data equals its cache's data.
+ *  - graph_prepare makes every BN_TENSOR_INPUT leaf's `data` point to host
+ *    memory of bn_tensor_nbytes() bytes (allocating it if NULL); the caller
+ *    fills it before each graph_compute. It also makes every
+ *    BN_TENSOR_OUTPUT node's `data` host memory that holds the result when
+ *    graph_compute returns. Intermediates are the backend's business.
+ *  - graph_compute is synchronous: it reads the inputs, runs every node in
+ *    order, and leaves the outputs in host memory.
+ * Graphs may be prepared on several backends at once (one segment each). */
 #ifndef BN_BACKEND_H
 #define BN_BACKEND_H
 
@@ -22,10 +41,25 @@ typedef enum bn_device_type {
     BN_DEVICE_NPU,
 } bn_device_type;
 
+const char *bn_device_type_name(bn_device_type t); /* "cpu", "igpu", "dgpu", "npu" */
+
+/* What the planner knows of a device's speed (measured by calibrate, cached on
+ * disk, or given in a profile file). Zero means unknown. */
+typedef struct bn_device_profile {
+    double ternary_gbps;  /* ternary mat-vec (decode): weight bytes read per second, GB/s */
+    double float_gflops;  /* f32/f16 matmul throughput, GFLOP/s */
+    double h2d_gbps;      /* host -> device copy bandwidth, GB/s (unified: memcpy speed) */
+    double d2h_gbps;      /* device -> host copy bandwidth, GB/s */
+    double latency_us;    /* fixed cost of one transfer, microseconds */
+    double dispatch_us;   /* fixed cost of one op dispatch, microseconds */
+} bn_device_profile;
+
 typedef struct bn_device_info {
-    char name[128];
+    char name[128];    /* e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" */
+    char details[256]; /* free text: driver, subgroup size, integer dot product, ... */
     bn_device_type type;
     uint64_t mem_total, mem_free; /* bytes; 0 if unknown */
+    bool mem_free_estimated;      /* mem_free is total minus a margin, not measured */
     bool unified;                 /* memory shared with the host */
 } bn_device_info;
 
@@ -36,22 +70,30 @@ typedef struct bn_backend_config {
 typedef struct bn_backend bn_backend;
 
 typedef struct bn_backend_ops {
-    const char *name;
+    const char *name; /* "cpu", "vulkan", "opencl", "npu": used in device ids like vulkan:0 */
     /* Number of usable devices; when 0, why[] says why (e.g. "no Vulkan loader found"). */
     int (*device_count)(char *why, size_t why_len);
     bn_status (*device_info)(int device, bn_device_info *info, bn_err *err);
     bn_status (*open)(int device, const bn_backend_config *cfg, bn_backend **out, bn_err *err);
-    /* Checks every node and allocates what the graph needs on this device. */
+    /* Whether this device runs the node (its op with its sources' types and
+     * shapes). The planner sends nodes a device cannot run to the CPU. */
+    bool (*supports)(bn_backend *be, const bn_tensor *node);
+    /* Measures the profile with a short run (well under 2 s). */
+    bn_status (*calibrate)(bn_backend *be, bn_device_profile *out, bn_err *err);
+    /* Checks every node, uploads weights not yet on the device, allocates caches,
+     * inputs, outputs and intermediates (see the data contract above). */
     bn_status (*graph_prepare)(bn_backend *be, bn_graph *g, bn_err *err);
     bn_status (*graph_compute)(bn_backend *be, bn_graph *g, bn_err *err);
-    /* Releases what graph_prepare allocated for g. */
+    /* Releases what graph_prepare allocated for g (not shared weights or caches). */
     void (*graph_release)(bn_backend *be, bn_graph *g);
+    /* Releases everything, weights and caches included. */
     void (*close)(bn_backend *be);
 } bn_backend_ops;
 
 /* Every opened backend starts with its ops table. */
 struct bn_backend {
     const bn_backend_ops *ops;
+    int device;
 };
 
 const bn_backend_ops *bn_backend_cpu(void);

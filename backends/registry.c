@@ -14,6 +14,16 @@ const bn_backend_ops *bn_backend_opencl(void) {
 }
 #endif
 
+const char *bn_device_type_name(bn_device_type t) {
+    switch (t) {
+    case BN_DEVICE_CPU: return "cpu";
+    case BN_DEVICE_IGPU: return "igpu";
+    case BN_DEVICE_DGPU: return "dgpu";
+    case BN_DEVICE_NPU: return "npu";
+    }
+    return "?";
+}
+
 const bn_backend_ops *const *bn_backends(void) {
     static const bn_backend_ops *list[5];
     if (!list[0]) {

@@ -68,7 +68,7 @@ static int fl_free(free_list *fl, size_t off, size_t size) {
 }
 
 static bool planned(const bn_tensor *t) {
-    if (t->op == BN_OP_NONE) return (t->flags & BN_TENSOR_INPUT) != 0;
+    if (t->op == BN_OP_NONE) return (t->flags & BN_TENSOR_INPUT) && !t->data;
     return t->op != BN_OP_KV_STORE;
 }
 

@@ -15,7 +15,7 @@
 /* Computes offs[t->id] for every planned tensor (SIZE_MAX for the others) and
  * returns the arena size in bytes; 0 with err filled on failure. offs has
  * g->n_tensors entries. Inputs (BN_TENSOR_INPUT leaves) are planned too, and
- * outputs are never reused. */
+ * outputs are never reused. Inputs whose data is already set are left alone. */
 size_t bn_graph_plan_memory(const bn_graph *g, size_t *offs, bn_err *err);
 
 /* Plans, allocates one arena and points every planned tensor's data into it.

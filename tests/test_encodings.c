@@ -20,7 +20,7 @@ static void sh(const char *cmd) {
 
 static void test_same_logits_and_ids(void **state) {
     (void)state;
-    char cmd[4096], model[4][1024], logits[4][1024];
+    char cmd[8192], model[4][1024], logits[4][1100];
     for (int i = 0; i < 4; i++) {
         snprintf(model[i], sizeof model[i], "%s", bt_tmp_path(types[i]));
         strcat(model[i], ".gguf");

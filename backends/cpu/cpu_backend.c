@@ -55,6 +55,7 @@ static bn_status cpu_open(int device, const bn_backend_config *cfg, bn_backend *
         return bn_fail(err, BN_ERR_OOM, "cannot start %d threads", n);
     }
     be->base.ops = bn_backend_cpu();
+    be->base.device = device;
     *out = &be->base;
     return BN_OK;
 }
