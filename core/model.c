@@ -245,13 +245,16 @@ static bn_status validate_weights(bn_model *m, bn_err *err) {
     return BN_OK;
 }
 
-bn_status bn_model_load(const char *path, bn_model **out, bn_err *err) {
+bn_status bn_model_from_gguf(gguf_file *f, const char *name, bn_model **out, bn_err *err) {
     *out = NULL;
     bn_model *m = calloc(1, sizeof *m);
-    if (!m) return bn_fail(err, BN_ERR_OOM, "out of memory");
-    snprintf(m->path, sizeof m->path, "%s", path);
-    bn_status st = gguf_open(path, &m->gguf, err);
-    if (st == BN_OK) st = load_hparams(m, err);
+    if (!m) {
+        gguf_close(f);
+        return bn_fail(err, BN_ERR_OOM, "out of memory");
+    }
+    snprintf(m->path, sizeof m->path, "%s", name);
+    m->gguf = f;
+    bn_status st = load_hparams(m, err);
     if (st == BN_OK) st = load_tensors(m, err);
     if (st == BN_OK) st = validate_weights(m, err);
     if (st == BN_OK) {
@@ -267,6 +270,14 @@ bn_status bn_model_load(const char *path, bn_model **out, bn_err *err) {
     }
     *out = m;
     return BN_OK;
+}
+
+bn_status bn_model_load(const char *path, bn_model **out, bn_err *err) {
+    *out = NULL;
+    gguf_file *f;
+    bn_status st = gguf_open(path, &f, err);
+    if (st != BN_OK) return st;
+    return bn_model_from_gguf(f, path, out, err);
 }
 
 void bn_model_free(bn_model *m) {

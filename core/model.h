@@ -55,6 +55,9 @@ typedef struct bn_model {
 } bn_model;
 
 bn_status bn_model_load(const char *path, bn_model **out, bn_err *err);
+/* The same over an opened file, which the model takes over (closed on failure
+ * too); name is used in messages. */
+bn_status bn_model_from_gguf(gguf_file *f, const char *name, bn_model **out, bn_err *err);
 void bn_model_free(bn_model *m);
 
 /* Total bytes and parameter count of all tensors. */
