@@ -7,6 +7,7 @@ BITNET_PACKAGES=(
     cmake gcc make pkg-config libcmocka-dev clang-format
     libvulkan-dev libvulkan-volk-dev glslc mesa-vulkan-drivers vulkan-validationlayers
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
+    clang libclang-rt-14-dev valgrind
 )
 
 bitnet_install_deps() {
