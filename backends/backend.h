@@ -24,7 +24,12 @@
  *    graph_compute returns. Intermediates are the backend's business.
  *  - graph_compute is synchronous: it reads the inputs, runs every node in
  *    order, and leaves the outputs in host memory.
- * Graphs may be prepared on several backends at once (one segment each). */
+ * Graphs may be prepared on several backends at once (one segment each).
+ * DESIGN.md's buffers, uploads/downloads and synchronization are this
+ * contract: a backend owns its device memory, keyed by host pointers;
+ * graph_prepare uploads (or maps, on unified memory); OUTPUT nodes are the
+ * downloads; graph_compute returning is the synchronization. The scheduler
+ * (graph/sched.h) moves values between devices through host memory. */
 #ifndef BN_BACKEND_H
 #define BN_BACKEND_H
 
@@ -46,12 +51,12 @@ const char *bn_device_type_name(bn_device_type t); /* "cpu", "igpu", "dgpu", "np
 /* What the planner knows of a device's speed (measured by calibrate, cached on
  * disk, or given in a profile file). Zero means unknown. */
 typedef struct bn_device_profile {
-    double ternary_gbps;  /* ternary mat-vec (decode): weight bytes read per second, GB/s */
-    double float_gflops;  /* f32/f16 matmul throughput, GFLOP/s */
-    double h2d_gbps;      /* host -> device copy bandwidth, GB/s (unified: memcpy speed) */
-    double d2h_gbps;      /* device -> host copy bandwidth, GB/s */
-    double latency_us;    /* fixed cost of one transfer, microseconds */
-    double dispatch_us;   /* fixed cost of one op dispatch, microseconds */
+    double ternary_gbps; /* ternary mat-vec (decode): weight bytes read per second, GB/s */
+    double float_gflops; /* f32/f16 matmul throughput, GFLOP/s */
+    double h2d_gbps;     /* host -> device copy bandwidth, GB/s (unified: memcpy speed) */
+    double d2h_gbps;     /* device -> host copy bandwidth, GB/s */
+    double latency_us;   /* fixed cost of one transfer, microseconds */
+    double dispatch_us;  /* fixed cost of one op dispatch, microseconds */
 } bn_device_profile;
 
 typedef struct bn_device_info {
@@ -61,6 +66,7 @@ typedef struct bn_device_info {
     uint64_t mem_total, mem_free; /* bytes; 0 if unknown */
     bool mem_free_estimated;      /* mem_free is total minus a margin, not measured */
     bool unified;                 /* memory shared with the host */
+    bool hidden; /* not offered by --backend auto (cpu:1: a second CPU device for tests) */
 } bn_device_info;
 
 typedef struct bn_backend_config {
@@ -78,7 +84,10 @@ typedef struct bn_backend_ops {
     /* Whether this device runs the node (its op with its sources' types and
      * shapes). The planner sends nodes a device cannot run to the CPU. */
     bool (*supports)(bn_backend *be, const bn_tensor *node);
-    /* Measures the profile with a short run (well under 2 s). */
+    /* Measures the profile with a short run (well under 2 s), on an instance
+     * opened for that alone: its synthetic weights are freed afterwards, so
+     * their host pointers may come back as other tensors. NULL: the generic
+     * measurement (bn_backend_calibrate_generic). */
     bn_status (*calibrate)(bn_backend *be, bn_device_profile *out, bn_err *err);
     /* Checks every node, uploads weights not yet on the device, allocates caches,
      * inputs, outputs and intermediates (see the data contract above). */
@@ -100,6 +109,10 @@ const bn_backend_ops *bn_backend_cpu(void);
 const bn_backend_ops *bn_backend_vulkan(void); /* NULL when built without Vulkan */
 const bn_backend_ops *bn_backend_opencl(void); /* NULL when built without OpenCL */
 const bn_backend_ops *bn_backend_npu(void);
+
+/* A profile measured through the interface alone (graph_prepare/graph_compute on
+ * small synthetic graphs, well under 2 s): any backend's calibrate may be this. */
+bn_status bn_backend_calibrate_generic(bn_backend *be, bn_device_profile *out, bn_err *err);
 
 /* Every backend compiled in, CPU first; NULL-terminated. */
 const bn_backend_ops *const *bn_backends(void);

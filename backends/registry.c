@@ -16,10 +16,14 @@ const bn_backend_ops *bn_backend_opencl(void) {
 
 const char *bn_device_type_name(bn_device_type t) {
     switch (t) {
-    case BN_DEVICE_CPU: return "cpu";
-    case BN_DEVICE_IGPU: return "igpu";
-    case BN_DEVICE_DGPU: return "dgpu";
-    case BN_DEVICE_NPU: return "npu";
+    case BN_DEVICE_CPU:
+        return "cpu";
+    case BN_DEVICE_IGPU:
+        return "igpu";
+    case BN_DEVICE_DGPU:
+        return "dgpu";
+    case BN_DEVICE_NPU:
+        return "npu";
     }
     return "?";
 }

@@ -346,6 +346,49 @@ static bn_status quant_q8_0_block(const float *x, int64_t row, int64_t b, uint8_
     return BN_OK;
 }
 
+/* Q6_K block (210 bytes, layout as in deq_q6_k): 16 runs of 16 elements, run m
+ * (elements 16m .. 16m+15) with int8 scale scales[m]; value = d * scales[m] * q,
+ * q in -32..31 stored as u = q + 32 (low 4 bits in ql, high 2 bits in qh).
+ * Scales: run m's float scale is r_m = max|x| over the run / 31; d = f16(max_m r_m /
+ * 127) and scales[m] = ceil(r_m / d) capped at 127, against the f16-rounded d, so
+ * the step d * scales[m] is >= r_m (and at most 1/127 below it when capped): then
+ * q = round(x / step) stays in -31..31 and every value is within half a step
+ * (q is clamped to -32..31 all the same; q = 0 when the step is 0). Element e = 128h + 32j + l
+ * (h in 0..1, j in 0..3, l in 0..31) goes to the low nibble (j = 0, 1) or high
+ * nibble (j = 2, 3) of ql[64h + 32 (j & 1) + l] and to bits 2j..2j+1 of
+ * qh[32h + l]. */
+static bn_status quant_q6_k_block(const float *x, int64_t row, int64_t b, uint8_t *blk,
+                                  bn_err *err) {
+    float r[16], rmax = 0.0f;
+    for (int m = 0; m < 16; m++) {
+        r[m] = block_amax(x + 16 * m, 16) / 31.0f;
+        rmax = fmaxf(rmax, r[m]);
+    }
+    uint16_t dh = bn_f32_to_f16(rmax / 127.0f);
+    float d = bn_f16_to_f32(dh);
+    if (isinf(d))
+        return bn_fail(err, BN_ERR_INVALID_ARG,
+                       "Q6_K quantization: row %lld block %lld: scale %g does not fit f16",
+                       (long long)row, (long long)b, (double)(rmax / 127.0f));
+    uint8_t *ql = blk, *qh = blk + 128;
+    int8_t *scales = (int8_t *)(blk + 192);
+    memset(blk, 0, 192);
+    for (int m = 0; m < 16; m++) {
+        float sc = d == 0.0f ? 0.0f : fminf(ceilf(r[m] / d), 127.0f);
+        scales[m] = (int8_t)sc;
+        float step = d * sc;
+        for (int i = 0; i < 16; i++) {
+            int e = 16 * m + i, h = e / 128, j = (e % 128) / 32, l = e % 32;
+            float q = step == 0.0f ? 0.0f : fminf(fmaxf(roundf(x[e] / step), -32.0f), 31.0f);
+            int u = (int)q + 32;
+            ql[64 * h + 32 * (j & 1) + l] |= (uint8_t)((u & 15) << (j < 2 ? 0 : 4));
+            qh[32 * h + l] |= (uint8_t)((u >> 4) << (2 * j));
+        }
+    }
+    wr_f16(blk + 208, dh);
+    return BN_OK;
+}
+
 bn_status bn_quantize(uint32_t type, const float *src, int64_t ne0, int64_t nrows, void *dst,
                       bn_err *err) {
     const int64_t ne[4] = {ne0, nrows, 1, 1};
@@ -367,6 +410,7 @@ bn_status bn_quantize(uint32_t type, const float *src, int64_t ne0, int64_t nrow
         for (size_t i = 0; i < n; i++) wr_f16(out + 2 * i, bn_f32_to_bf16(src[i]));
         return BN_OK;
     case BN_TYPE_Q8_0:
+    case BN_TYPE_Q6_K:
     case BN_TYPE_TQ1_0:
     case BN_TYPE_TQ2_0:
     case BN_TYPE_I2_S:
@@ -406,6 +450,12 @@ bn_status bn_quantize(uint32_t type, const float *src, int64_t ne0, int64_t nrow
         if (type == BN_TYPE_Q8_0) {
             for (int64_t b = 0; b < ne0 / 32; b++)
                 if ((st = quant_q8_0_block(x + 32 * b, r, b, o + 34 * b, err)) != BN_OK) return st;
+            continue;
+        }
+        if (type == BN_TYPE_Q6_K) {
+            for (int64_t b = 0; b < ne0 / BN_QK_K; b++)
+                if ((st = quant_q6_k_block(x + BN_QK_K * b, r, b, o + 210 * b, err)) != BN_OK)
+                    return st;
             continue;
         }
         size_t bb = type == BN_TYPE_TQ1_0 ? 54 : 66;

@@ -78,12 +78,14 @@ void bn_dequantize_row(uint32_t type, const void *tensor, int64_t ne0, int64_t n
                        float *dst);
 
 /* Quantizes a whole tensor (nrows rows of ne0 floats) into dst, which must hold
- * bn_tensor_bytes() bytes. Types: F32, F16, BF16, Q8_0, TQ1_0, TQ2_0, I2_S.
+ * bn_tensor_bytes() bytes. Types: F32, F16, BF16, Q8_0, Q6_K, TQ1_0, TQ2_0, I2_S.
+ * Q6_K: per 16-element run r = max|x| / 31, d = f16(max r / 127), int8 scale
+ * ceil(r / d) (at most 127), q = round(x / (d * scale)) (quant.c has the details).
  * Ternary quantizers: TQ per 256-block d = max|x|, c = round(x/d)+1 (d = 0 gives c = 1);
  * I2_S one scale = max|x| over the tensor. Q8_0: d = f16(max|x|/127), q = round(x/d).
  * TQ d and Q8_0 d are stored as f16 and the codes are computed against the rounded d.
- * round() is roundf: half away from zero. Ternary and Q8_0 input must be finite and
- * their f16 scales must not overflow (BN_ERR_INVALID_ARG); other types fail with
+ * round() is roundf: half away from zero. Ternary, Q8_0 and Q6_K input must be finite
+ * and their f16 scales must not overflow (BN_ERR_INVALID_ARG); other types fail with
  * BN_ERR_UNSUPPORTED. */
 bn_status bn_quantize(uint32_t type, const float *src, int64_t ne0, int64_t nrows, void *dst,
                       bn_err *err);

@@ -89,8 +89,10 @@ bn_status bn_build_forward(const bn_model *m, const bn_kv_cache *kv, int n_token
     float kq_scale = 1.0f / sqrtf((float)hp->head_dim);
 
     bn_tensor *x = bn_set_name(bn_get_rows(g, weight(g, m->tok_embd), out->tokens), "inp_embd");
+    for (int i = 0; i < g->n_tensors; i++) g->tensors[i]->layer = -1; /* the embedding */
     for (int l = 0; l < hp->n_layer; l++) {
         const bn_layer *L = &m->layers[l];
+        int first = g->n_tensors; /* tensors made from here to the loop's end belong to layer l */
 
         /* attention: h = norm(x); q, k, v = BitLinear(h); RoPE; cache; attend */
         bn_tensor *h = norm(g, m, x, L->attn_norm);
@@ -126,7 +128,9 @@ bn_status bn_build_forward(const bn_model *m, const bn_kv_cache *kv, int n_token
         if (L->ffn_sub_norm) f = norm(g, m, f, L->ffn_sub_norm);
         x = bn_add(g, x, project(g, m, L->ffn_down, L->ffn_down_scale, f, quant(g, m, f)));
         bn_set_name(x, "blk.%d.out", l);
+        for (int i = first; i < g->n_tensors; i++) g->tensors[i]->layer = l;
     }
+    int head = g->n_tensors; /* the output head from here on */
     if (!all_logits) {
         out->out_ids = bn_new_tensor(g, BN_TYPE_I32, 1, 1, "out_ids");
         out->out_ids->flags |= BN_TENSOR_INPUT;
@@ -135,6 +139,7 @@ bn_status bn_build_forward(const bn_model *m, const bn_kv_cache *kv, int n_token
     x = norm(g, m, x, m->output_norm);
     out->logits = bn_set_name(bn_matmul_f(g, weight(g, m->output), x), "logits");
     out->logits->flags |= BN_TENSOR_OUTPUT;
+    for (int i = head; i < g->n_tensors; i++) g->tensors[i]->layer = -1;
     bn_status st = bn_graph_check(g, err);
     if (st != BN_OK) bn_forward_free(out);
     return st;

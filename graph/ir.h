@@ -93,7 +93,8 @@ typedef struct bn_tensor {
     uint32_t flags;
     char name[64];
     void *data;
-    int id; /* index in the graph's tensor list */
+    int id;    /* index in the graph's tensor list */
+    int layer; /* transformer layer this tensor belongs to; -1: embedding or output head */
 } bn_tensor;
 
 typedef struct bn_graph {

@@ -4,10 +4,12 @@
 set -euo pipefail
 
 BITNET_PACKAGES=(
-    cmake gcc make pkg-config libcmocka-dev clang-format
+    cmake gcc make pkg-config libcmocka-dev clang-format libcjson-dev
     libvulkan-dev libvulkan-volk-dev glslc mesa-vulkan-drivers vulkan-validationlayers
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
     clang libclang-rt-14-dev valgrind
+    libmicrohttpd-dev # HTTP for bitnet serve
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user # NEON kernels cross-built, run under qemu
 )
 
 bitnet_install_deps() {

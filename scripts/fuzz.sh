@@ -25,6 +25,29 @@ seed_models() {
     return 0
 }
 
+# vocabularies for the tokenizer target: the shared SentencePiece one, Llama-3
+# built from the shared ranks, and the demo model's
+vocabs=""
+spm=../shared/data/tokenizers/ggml-vocab-llama-spm.gguf
+ranks=../shared/data/tokenizers/llama3-tokenizer.model
+[ -f "$spm" ] && vocabs="$spm"
+if [ -f "$ranks" ]; then
+    [ -f build-fuzz/llama3.gguf ] || build-fuzz/bin/bitnet vocab --from-tiktoken "$ranks" -o build-fuzz/llama3.gguf 2>/dev/null
+    vocabs="$vocabs:build-fuzz/llama3.gguf"
+fi
+for m in models/*.gguf; do [ -f "$m" ] && vocabs="$vocabs:$m"; done
+export BITNET_FUZZ_VOCABS=${vocabs#:}
+
+# a tiny checkpoint for the converter target; every layout's config.json is a seed
+if [ ! -d build-fuzz/ckpt ]; then
+    python3 tools/train/make_test_checkpoints.py build-fuzz/ckpt >/dev/null
+fi
+export BITNET_FUZZ_CKPT=$PWD/build-fuzz/ckpt/2b4t-bf16
+mkdir -p "$corpus/fuzz_convert"
+for c in build-fuzz/ckpt/*/config.json; do
+    cp "$c" "$corpus/fuzz_convert/$(basename "$(dirname "$c")").json"
+done
+
 status=0
 for bin in build-fuzz/bin/fuzz_*; do
     name=$(basename "$bin")

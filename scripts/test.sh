@@ -11,7 +11,7 @@ source scripts/deps.sh
 bitnet_install_deps
 
 echo "== format check (clang-format)"
-mapfile -t sources < <(git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
+mapfile -t sources < <(git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build*')
 if ! clang-format --dry-run --Werror "${sources[@]}"; then
     echo "error: sources are not formatted; run: clang-format -i \$(git ls-files '*.c' '*.h')" >&2
     exit 1
@@ -38,8 +38,8 @@ if [ "${BITNET_TEST_FAST:-0}" != 1 ]; then
     echo "== thread pool, scheduler and forward pass under ThreadSanitizer (build-tsan/)"
     cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DBITNET_WERROR=ON -DBITNET_SANITIZE=thread \
         -DBITNET_VULKAN=OFF -DBITNET_OPENCL=OFF >/dev/null
-    tsan_tests=$(cd tests && ls test_threadpool.c test_sched.c test_forward.c 2>/dev/null | sed 's/\.c$//' | paste -sd'|')
-    cmake --build build-tsan -j"$jobs" --target $(echo "$tsan_tests" | tr '|' ' ')
+    tsan_tests=$(cd tests && ls test_threadpool.c test_sched.c test_forward.c test_api_threads.c 2>/dev/null | sed 's/\.c$//' | paste -sd'|')
+    cmake --build build-tsan -j"$jobs" --target bitnet_cli $(echo "$tsan_tests" | tr '|' ' ')
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
         ctest --test-dir build-tsan --output-on-failure -R "^($tsan_tests)\$"
 

@@ -48,6 +48,28 @@ check "run bad id list" 1 "error: --prompt-ids" "$BIN" run -m "$M" --prompt-ids 
 check "prompt longer than context" 1 "error: the prompt has 9 tokens but the context holds 4" \
     "$BIN" run -m "$M" --prompt-ids 1,2,3,4,5,6,7,8,9 -c 4
 check "context fills up" 0 "context \(8\) is full" "$BIN" run -m "$M" --prompt-ids 1,2,3 -c 8 -n 20 --temp 0
+check "context beyond training" 1 "error: a context of 100000 tokens is larger than the 256" \
+    "$BIN" run -m "$M" -p x -c 100000
+
+# Ctrl-C: the first stops generation and prints the statistics (exit 130)
+BIG=$TMP/125m.gguf
+if "$BIN" gen -o "$BIG" --shape 125m --type i2_s --seed 1 2>/dev/null; then
+    "$BIN" run -m "$BIG" -p "In the beginning" -n 400 -c 2048 --seed 1 >"$TMP/int.out" 2>"$TMP/int.err" &
+    pid=$!
+    for _ in $(seq 1 600); do # wait (at most 60 s) until generation has started
+        grep -q "^plan:" "$TMP/int.err" 2>/dev/null && [ -s "$TMP/int.out" ] && break
+        sleep 0.1
+    done
+    kill -INT $pid
+    wait $pid
+    rc=$?
+    if [ $rc -eq 130 ] && grep -q "interrupted" "$TMP/int.err" && grep -q "^generation:" "$TMP/int.err"; then
+        passes=$((passes + 1))
+    else
+        echo "FAIL: Ctrl-C: exit $rc"; head -5 "$TMP/int.err"; fails=$((fails + 1))
+    fi
+    rm -f "$BIG"
+fi
 check "bad sampler value" 2 "error: .*top_p" "$BIN" run -m "$M" -p x --top-p 2
 check "eval" 0 "wrote 3 x 1024 logits" "$BIN" eval -m "$M" --prompt-ids 1,2,3 --logits-out "$TMP/l.bin"
 size=$(stat -c %s "$TMP/l.bin")

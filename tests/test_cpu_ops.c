@@ -17,6 +17,7 @@
 
 #include "cpu/cpu_internal.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/float_kernels.h"
 #include "cpu/threadpool.h"
 #include "ir.h"
 
@@ -847,6 +848,8 @@ static int group_teardown(void **state __attribute__((unused))) {
 #define TEST_CASE(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void) {
+    /* the float ops' plain-C reference (test_cpu_float_fast.c tests the fast kernels) */
+    bn_cpu_float_select("scalar");
     const struct CMUnitTest tests[] = {TEST_CASE(test_quantize_act),
                                        TEST_CASE(test_matmul_ternary),
                                        TEST_CASE(test_quantize_then_matmul),

@@ -215,12 +215,63 @@ static void test_sleep_wake(void **state) {
     bn_pool_free(p);
 }
 
+/* ---- a barrier where one thread arrives 30 ms late, long after the others
+ * have stopped spinning and gone to sleep on the barrier: they must wake,
+ * see the late thread's writes, and not have burnt the wait spinning (their
+ * CPU time stays well under the wall time they waited) ---- */
+
+typedef struct late_ctx {
+    bn_pool *p;
+    int value[4];
+    int errors;
+    double cpu_s[4];
+} late_ctx;
+
+static double thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void late_fn(void *vctx, int ith, int nth) {
+    late_ctx *c = vctx;
+    const double t0 = thread_cpu_s();
+    if (ith == nth - 1) {
+        const struct timespec late = {0, 30 * 1000 * 1000};
+        nanosleep(&late, NULL);
+    }
+    c->value[ith] = ith + 1;
+    bn_pool_barrier(c->p);
+    for (int j = 0; j < nth; j++)
+        if (c->value[j] != j + 1) c->errors++; /* only read: no race on the writes */
+    c->cpu_s[ith] = thread_cpu_s() - t0;
+    bn_pool_barrier(c->p);
+    c->value[ith] = 0;
+}
+
+static void test_barrier_sleep(void **state) {
+    (void)state;
+    late_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = bn_pool_new(3);
+    assert_non_null(c.p);
+    for (int rep = 0; rep < 4; rep++) {
+        int errors_before = c.errors;
+        bn_pool_run(c.p, late_fn, &c);
+        assert_int_equal(c.errors, errors_before);
+        for (int i = 0; i < 2; i++) /* waited 30 ms each; spinning would cost ~30 ms */
+            assert_true(c.cpu_s[i] < 0.015);
+    }
+    assert_int_equal(c.errors, 0);
+    bn_pool_free(c.p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sum_1),      cmocka_unit_test(test_sum_2),
         cmocka_unit_test(test_sum_4),      cmocka_unit_test(test_barrier),
         cmocka_unit_test(test_many_runs),  cmocka_unit_test(test_new_free),
-        cmocka_unit_test(test_sleep_wake),
+        cmocka_unit_test(test_sleep_wake), cmocka_unit_test(test_barrier_sleep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

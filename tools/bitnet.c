@@ -15,6 +15,16 @@ static const struct {
     {"eval", cmd_eval, "evaluate a prompt and write the logits of every position"},
     {"info", cmd_info, "show a model's architecture, hyperparameters and tensors"},
     {"gen", cmd_gen, "write a model with random ternary weights (for tests and benchmarks)"},
+    {"bench", cmd_bench, "measure prompt and generation speed in tokens/s (like llama-bench)"},
+    {"chat", cmd_chat, "chat with a model (reads your turns from stdin)"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"detokenize", cmd_detokenize, "print the text of token ids"},
+    {"vocab", cmd_vocab, "build a vocabulary GGUF from a tiktoken rank file"},
+    {"convert", cmd_convert, "convert a Hugging Face checkpoint to GGUF"},
+    {"perplexity", cmd_perplexity, "measure a model's perplexity on a text"},
+    {"serve", cmd_serve, "serve a model over HTTP with the OpenAI API"},
+    {"devices", cmd_devices, "list the devices with their memory and measured speed"},
+    {"plan", cmd_plan, "show how a model would be split across the devices, and why"},
 };
 
 static void usage(FILE *out) {
@@ -23,7 +33,7 @@ static void usage(FILE *out) {
             "usage: bitnet COMMAND [OPTIONS]\n\ncommands:\n",
             BITNET_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-6s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'bitnet COMMAND --help' shows a command's options.\n");
 }
 

@@ -1,7 +1,10 @@
 /* cli.c - shared helpers of the bitnet subcommands (see cli.h). */
+#define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -117,4 +120,32 @@ void cli_progress_update(cli_progress *p, double done, double total, const char 
 
 void cli_progress_end(cli_progress *p) {
     if (p->tty) fprintf(stderr, "\n");
+}
+
+static volatile sig_atomic_t interrupted;
+
+/* First Ctrl-C: ask the generation loop to stop; second: leave at once. */
+static void on_sigint(int sig) {
+    (void)sig;
+    if (interrupted) _exit(130);
+    interrupted = 1;
+    static const char msg[] = "\n(interrupted: stopping; press Ctrl-C again to quit now)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+void cli_interrupt_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+bool cli_interrupted(void) {
+    return interrupted != 0;
+}
+
+void cli_interrupt_clear(void) {
+    interrupted = 0;
 }

@@ -38,10 +38,34 @@ void cli_progress_start(cli_progress *p, const char *label);
 void cli_progress_update(cli_progress *p, double done, double total, const char *detail);
 void cli_progress_end(cli_progress *p);
 
+/* Ctrl-C during generation: after cli_interrupt_install, the first SIGINT makes
+ * cli_interrupted() true (the caller stops and prints its statistics), a second
+ * one exits with status 130 at once. */
+void cli_interrupt_install(void);
+bool cli_interrupted(void);
+void cli_interrupt_clear(void); /* chat: the next Ctrl-C stops the next answer */
+
 /* Subcommands: argv[0] is the subcommand name. */
 int cmd_gen(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_vocab(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+
+/* Copies every tokenizer.* key of vocabulary file f into w (bitnet gen --vocab);
+ * *n_tokens receives the vocabulary size. (tools/cmd_vocab.c) */
+struct gguf_file;
+struct gguf_writer;
+bn_status cli_copy_tokenizer(struct gguf_writer *w, const struct gguf_file *f, int *n_tokens,
+                             bn_err *err);
 
 #endif

@@ -57,6 +57,7 @@ typedef struct gen_tensor {
 typedef struct gen_job {
     const bn_shape *sh;
     uint32_t proj_type;
+    uint32_t embd_type; /* token_embd (and output) */
     uint64_t seed;
     gen_tensor *t;
     int n;
@@ -76,9 +77,9 @@ static void list_tensors(gen_job *j) {
     const bn_shape *s = j->sh;
     int64_t E = s->n_embd, F = s->n_ff, KV = (int64_t)s->n_embd / s->n_head * s->n_head_kv;
     uint32_t P = j->proj_type;
-    add(j, K_EMBD, BN_TYPE_F16, E, s->n_vocab, "token_embd.weight", 0);
+    add(j, K_EMBD, j->embd_type, E, s->n_vocab, "token_embd.weight", 0);
     add(j, K_NORM, BN_TYPE_F32, E, 1, "output_norm.weight", 0);
-    if (s->untied_output) add(j, K_EMBD, BN_TYPE_F16, E, s->n_vocab, "output.weight", 0);
+    if (s->untied_output) add(j, K_EMBD, j->embd_type, E, s->n_vocab, "output.weight", 0);
     for (int l = 0; l < s->n_layer; l++) {
         add(j, K_NORM, BN_TYPE_F32, E, 1, "blk.%d.attn_norm.weight", l);
         add(j, K_PROJ, P, E, E, "blk.%d.attn_q.weight", l);
@@ -230,17 +231,24 @@ static bn_status write_tensor(gguf_writer *w, const gen_tensor *t, uint64_t seed
 }
 
 static void gen_usage(FILE *out) {
-    fprintf(out,
-            "usage: bitnet gen -o FILE --shape NAME --type TYPE [--seed N]\n\n"
-            "Writes a model with random ternary weights (absmean-ternarized, one f16-exact\n"
-            "scale per tensor, so every TYPE holds the same weights) and a synthetic\n"
-            "vocabulary. Writing streams tensor by tensor.\n\n"
-            "options:\n"
-            "  -o, --output FILE   where to write the GGUF file\n"
-            "  --shape NAME        model shape (below)\n"
-            "  --type TYPE         projection weights: i2_s, tq2_0, tq1_0, f16 (also bf16, f32)\n"
-            "  --seed N            random seed (default 1)\n\nshapes (hidden/ffn/layers/heads/kv "
-            "heads, vocab):\n");
+    fprintf(
+        out,
+        "usage: bitnet gen -o FILE --shape NAME --type TYPE [--seed N]\n\n"
+        "Writes a model with random ternary weights (absmean-ternarized, one f16-exact\n"
+        "scale per tensor, so every TYPE holds the same weights) and a synthetic\n"
+        "vocabulary. Writing streams tensor by tensor.\n\n"
+        "options:\n"
+        "  -o, --output FILE   where to write the GGUF file\n"
+        "  --shape NAME        model shape (below)\n"
+        "  --type TYPE         projection weights: i2_s, tq2_0, tq1_0, f16 (also bf16, f32)\n"
+        "  --seed N            random seed (default 1)\n"
+        "  --ctx N             training context written to the file (default: the shape's)\n"
+        "  --embd-type TYPE    token_embd (and output) weights: f16 (default), q6_k (as\n"
+        "                      llama.cpp writes TQ1_0/TQ2_0 files), bf16, f32, q8_0\n"
+        "  --vocab FILE        take the vocabulary (every tokenizer.* key) from FILE, a\n"
+        "                      model or vocabulary GGUF (see bitnet vocab); its size\n"
+        "                      replaces the shape's vocab\n\nshapes (hidden/ffn/layers/heads/kv "
+        "heads, vocab):\n");
     int n;
     const bn_shape *s = bn_shape_list(&n);
     for (int i = 0; i < n; i++)
@@ -250,8 +258,9 @@ static void gen_usage(FILE *out) {
 }
 
 int cmd_gen(int argc, char **argv) {
-    const char *out = NULL, *shape = NULL, *type = NULL;
-    long long seed = 1;
+    const char *out = NULL, *shape = NULL, *type = NULL, *vocab_path = NULL;
+    long long seed = 1, ctx = 0;
+    const char *embd = "f16";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -263,10 +272,19 @@ int cmd_gen(int argc, char **argv) {
             if (!(shape = cli_value("gen", argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--type")) {
             if (!(type = cli_value("gen", argc, argv, &i))) return EXIT_USAGE;
+        } else if (!strcmp(a, "--vocab")) {
+            if (!(vocab_path = cli_value("gen", argc, argv, &i))) return EXIT_USAGE;
+        } else if (!strcmp(a, "--embd-type")) {
+            if (!(embd = cli_value("gen", argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--seed")) {
             if (!(v = cli_value("gen", argc, argv, &i))) return EXIT_USAGE;
             if (!cli_parse_int(v, 0, INT64_MAX, &seed))
                 return cli_usage_error("gen", "--seed needs a non-negative integer, not '%s'", v);
+        } else if (!strcmp(a, "--ctx")) {
+            if (!(v = cli_value("gen", argc, argv, &i))) return EXIT_USAGE;
+            if (!cli_parse_int(v, 1, 1 << 24, &ctx))
+                return cli_usage_error("gen", "--ctx needs an integer in [1, 16777216], not '%s'",
+                                       v);
         } else {
             return cli_usage_error("gen", "unknown option '%s'", a);
         }
@@ -280,32 +298,68 @@ int cmd_gen(int argc, char **argv) {
           pt == BN_TYPE_BF16 || pt == BN_TYPE_F32))
         return cli_usage_error(
             "gen", "--type must be i2_s, tq2_0, tq1_0, f16, bf16 or f32, not '%s'", type);
+    int et = bn_type_from_name(embd);
+    if (!(et == BN_TYPE_F16 || et == BN_TYPE_Q6_K || et == BN_TYPE_BF16 || et == BN_TYPE_F32 ||
+          et == BN_TYPE_Q8_0))
+        return cli_usage_error("gen", "--embd-type must be f16, q6_k, bf16, f32 or q8_0, not '%s'",
+                               embd);
 
+    gguf_file *vf = NULL;
+    bn_shape vshape;
+    int vocab_n = 0;
+    bn_err verr = {0};
+    if (vocab_path) { /* the vocabulary file decides the vocab size */
+        gguf_writer *probe = gguf_writer_new();
+        if (gguf_open(vocab_path, &vf, &verr) != BN_OK ||
+            cli_copy_tokenizer(probe, vf, &vocab_n, &verr) != BN_OK) {
+            gguf_writer_free(probe);
+            if (vf) gguf_close(vf);
+            return cli_error("--vocab %s: %s", vocab_path, verr.msg);
+        }
+        gguf_writer_free(probe);
+        vshape = *sh;
+        vshape.n_vocab = vocab_n;
+        sh = &vshape;
+    }
+    bn_shape cshape;
+    if (ctx > 0) { /* --ctx overrides the shape's training context */
+        cshape = *sh;
+        cshape.n_ctx = (int)ctx;
+        sh = &cshape;
+    }
     gen_job job = {.sh = sh, .proj_type = (uint32_t)pt, .seed = (uint64_t)seed};
+    job.embd_type = (uint32_t)et;
     job.t = calloc((size_t)(3 + 11 * sh->n_layer), sizeof *job.t);
     float *scores = NULL;
     int32_t *types = NULL;
-    char **vocab = make_vocab(sh->n_vocab, &scores, &types);
+    char **vocab = vf ? NULL : make_vocab(sh->n_vocab, &scores, &types);
     gguf_writer *w = gguf_writer_new();
     float *fbuf = malloc(sizeof(float) * CHUNK_ELEMS);
     uint8_t *qbuf = malloc(sizeof(float) * CHUNK_ELEMS + 64);
     int rc = 1;
     bn_err err = {0};
-    if (!job.t || !vocab || !w || !fbuf || !qbuf) {
+    if (!job.t || (!vocab && !vf) || !w || !fbuf || !qbuf) {
         cli_error("out of memory");
         goto done;
     }
     list_tensors(&job);
     write_metadata(w, sh, job.proj_type);
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)vocab,
-                            (uint64_t)sh->n_vocab);
-    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_F32, scores, (uint64_t)sh->n_vocab);
-    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_I32, types, (uint64_t)sh->n_vocab);
-    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
-    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    if (vf) {
+        if (cli_copy_tokenizer(w, vf, &vocab_n, &err) != BN_OK) {
+            cli_fail(&err);
+            goto done;
+        }
+    } else {
+        gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+        gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)vocab,
+                                (uint64_t)sh->n_vocab);
+        gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_F32, scores, (uint64_t)sh->n_vocab);
+        gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_I32, types, (uint64_t)sh->n_vocab);
+        gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+        gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+        gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+        gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    }
     double total = 0;
     for (int i = 0; i < job.n; i++) {
         int64_t ne[4] = {job.t[i].ne0, job.t[i].ne1, 1, 1};
@@ -354,6 +408,7 @@ int cmd_gen(int argc, char **argv) {
     rc = 0;
 done:
     gguf_writer_free(w);
+    if (vf) gguf_close(vf);
     free_vocab(vocab, sh->n_vocab);
     free(scores);
     free(types);

@@ -11,21 +11,25 @@
 #include "../core/model.h"
 #include "../core/os.h"
 #include "../core/sampler.h"
+#include "../core/tokenizer.h"
 #include "../core/types.h"
 #include "../graph/context.h"
 #include "cli.h"
+#include "cli_devices.h"
 
 /* Options shared by run and eval. */
 typedef struct run_opts {
     const char *model, *prompt, *prompt_ids, *logits_out;
     int n_predict, n_threads, n_ctx, n_batch;
     uint32_t kv_type;
-    bool print_ids, no_bos;
+    bool print_ids, no_bos, special, verbose_prompt;
     bn_sampler_params sp;
+    cli_device_opts dev;
 } run_opts;
 
-/* The default model: models/default.gguf of the checkout the binary was built in
- * (build/bin/bitnet -> ../../models), else ./models/default.gguf. */
+/* The default model: models/demo.gguf (the trained demo model, committed) of the
+ * checkout the binary was built in (build/bin/bitnet -> ../../models), else
+ * ./models/demo.gguf. */
 static const char *default_model(void) {
     static char path[PATH_MAX];
     char exe[PATH_MAX];
@@ -35,11 +39,11 @@ static const char *default_model(void) {
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = 0;
-            snprintf(path, sizeof path, "%.4000s/../../models/default.gguf", exe);
+            snprintf(path, sizeof path, "%.4000s/../../models/demo.gguf", exe);
             if (access(path, R_OK) == 0) return path;
         }
     }
-    return "models/default.gguf";
+    return "models/demo.gguf";
 }
 
 static void run_usage(FILE *o, bool eval) {
@@ -52,17 +56,17 @@ static void run_usage(FILE *o, bool eval) {
         fprintf(o, "usage: bitnet run [-m FILE] (-p TEXT | --prompt-ids LIST) [options]\n\n"
                    "Generates a continuation of the prompt and streams it to stdout; prompt and\n"
                    "generation speed go to stderr.\n\n");
-    fprintf(
-        o,
-        "options:\n"
-        "  -m, --model FILE      model (default: models/default.gguf, made by scripts/setup.sh)\n"
-        "  -p, --prompt TEXT     prompt text\n"
-        "  --prompt-ids LIST     prompt as token ids, e.g. 1,2,3 (no BOS added)\n"
-        "  --no-bos              do not add the BOS token to a text prompt\n"
-        "  -t, --threads N       threads (default: physical cores)\n"
-        "  -c, --ctx-size N      context size (default: the model's, at most 4096)\n"
-        "  -b, --batch-size N    prompt tokens per step (default 64)\n"
-        "  --kv f16|f32          KV cache type (default f16)\n");
+    fprintf(o, "options:\n"
+               "  -m, --model FILE      model (default: models/demo.gguf, the demo model)\n"
+               "  -p, --prompt TEXT     prompt text\n"
+               "  --prompt-ids LIST     prompt as token ids, e.g. 1,2,3 (no BOS added)\n"
+               "  --no-bos              do not add the BOS token to a text prompt\n"
+               "  --special             parse special-token text such as <|eot_id|> in the prompt\n"
+               "  --verbose-prompt      print the prompt's token ids to stderr\n"
+               "  -t, --threads N       threads (default: physical cores)\n"
+               "  -c, --ctx-size N      context size (default: the model's, at most 4096)\n"
+               "  -b, --batch-size N    prompt tokens per step (default 64)\n"
+               "  --kv f16|f32          KV cache type (default f16)\n");
     if (eval)
         fprintf(o, "  --logits-out PATH     where to write the logits\n");
     else
@@ -74,8 +78,11 @@ static void run_usage(FILE *o, bool eval) {
                    "  --repeat-penalty F    penalty for recent tokens (default 1.0 = off)\n"
                    "  --repeat-last-n N     how many recent tokens (default 64)\n"
                    "  --seed N              sampling seed (default 0)\n"
-                   "  --print-ids           print the generated token ids instead of text\n");
+                   "  --print-ids           print the generated token ids instead of text\n"
+                   "  -cnv, --conversation  chat instead: -p is the system prompt, turns are read\n"
+                   "                        from stdin (see bitnet chat --help)\n");
     fprintf(o, "  -h, --help            this help\n");
+    cli_device_help(o);
 }
 
 /* Parses argv into o; returns -1 to go on, else the exit code. */
@@ -85,8 +92,10 @@ static int parse(int argc, char **argv, bool eval, run_opts *o) {
     o->n_predict = 128;
     o->kv_type = BN_TYPE_F16;
     bn_sampler_params_default(&o->sp);
+    cli_device_opts_init(&o->dev);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
+        int dr;
         long long n;
         double f;
 #define VALUE()                                                                                    \
@@ -122,6 +131,10 @@ static int parse(int argc, char **argv, bool eval, run_opts *o) {
             o->prompt_ids = v;
         } else if (!strcmp(a, "--no-bos")) {
             o->no_bos = true;
+        } else if (!strcmp(a, "--special")) {
+            o->special = true;
+        } else if (!strcmp(a, "--verbose-prompt")) {
+            o->verbose_prompt = true;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             INT_OPT(o->n_threads, 1, 1024);
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
@@ -160,6 +173,8 @@ static int parse(int argc, char **argv, bool eval, run_opts *o) {
             o->sp.seed = (uint64_t)n;
         } else if (!eval && !strcmp(a, "--print-ids")) {
             o->print_ids = true;
+        } else if ((dr = cli_device_option(cmd, argc, argv, &i, &o->dev)) != 0) {
+            if (dr != 1) return dr;
         } else {
             return cli_usage_error(cmd, "unknown option '%s'", a);
         }
@@ -173,8 +188,8 @@ static int parse(int argc, char **argv, bool eval, run_opts *o) {
     if (!o->model) {
         o->model = default_model();
         if (access(o->model, R_OK) != 0)
-            return cli_error("no model given and the default model %s does not exist; run "
-                             "./scripts/setup.sh to make it, or pass -m FILE",
+            return cli_error("no model given and the default model %s does not exist (it "
+                             "comes with the repository; restore it with git), or pass -m FILE",
                              o->model);
     }
     return -1;
@@ -191,11 +206,14 @@ static int prepare(const run_opts *o, bn_model **m, bn_context **ctx, int32_t **
             return cli_error("--prompt-ids must be a comma-separated list of token ids");
     } else {
         bool bos = !o->no_bos && (*m)->vocab.add_bos;
-        int n = bn_vocab_tokenize_greedy(&(*m)->vocab, o->prompt, bos, NULL, 0, &err);
-        if (n < 0) return cli_fail(&err);
-        *ids = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
-        if (!*ids) return cli_error("out of memory");
-        *n_ids = bn_vocab_tokenize_greedy(&(*m)->vocab, o->prompt, bos, *ids, n, &err);
+        *n_ids = bn_tokenize_alloc(&(*m)->vocab, o->prompt, strlen(o->prompt), bos, o->special, ids,
+                                   &err);
+        if (*n_ids < 0) return cli_fail(&err);
+    }
+    if (o->verbose_prompt) {
+        fprintf(stderr, "prompt: %d tokens:", *n_ids);
+        for (int i = 0; i < *n_ids; i++) fprintf(stderr, " %d", (*ids)[i]);
+        fprintf(stderr, "\n");
     }
     if (*n_ids == 0) return cli_error("the prompt is empty");
     bn_context_params cp;
@@ -204,6 +222,7 @@ static int prepare(const run_opts *o, bn_model **m, bn_context **ctx, int32_t **
     cp.n_batch = o->n_batch;
     cp.n_threads = o->n_threads;
     cp.kv_type = o->kv_type;
+    cli_device_apply(&o->dev, &cp);
     if (bn_context_new(*m, &cp, ctx, &err) != BN_OK) return cli_fail(&err);
     if (*n_ids > bn_context_n_ctx(*ctx))
         return cli_error("the prompt has %d tokens but the context holds %d; use a larger -c "
@@ -214,10 +233,15 @@ static int prepare(const run_opts *o, bn_model **m, bn_context **ctx, int32_t **
             o->model, (*m)->hp.arch_name, (*m)->hp.n_layer, bn_type_name((*m)->weight_type),
             (double)bn_model_bytes(*m) / 1e6, bn_time_sec() - t0, bn_context_n_ctx(*ctx),
             (double)bn_context_kv_bytes(*ctx) / 1e6);
+    fprintf(stderr, "%s\n", bn_context_plan_text(*ctx));
     return 0;
 }
 
 int cmd_run(int argc, char **argv) {
+    cli_interrupt_install(); /* Ctrl-C from here on stops generation (tools/cli.h) */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-cnv") || !strcmp(argv[i], "--conversation"))
+            return cmd_chat(argc, argv);
     run_opts o;
     int rc = parse(argc, argv, false, &o);
     if (rc >= 0) return rc;
@@ -226,6 +250,7 @@ int cmd_run(int argc, char **argv) {
     bn_sampler *smp = NULL;
     int32_t *ids = NULL;
     float *logits = NULL;
+    char *text = NULL;
     int n_ids = 0;
     bn_err err = {0};
     if ((rc = prepare(&o, &m, &ctx, &ids, &n_ids))) goto done;
@@ -240,6 +265,14 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < n_ids; i++) bn_sampler_accept(smp, ids[i]);
+    bn_detok detok;
+    bn_detok_init(&detok, &m->vocab, false);
+    detok.started = true; /* a continuation keeps its leading space */
+    text = malloc(bn_detok_max_bytes(&m->vocab));
+    if (!text) {
+        cli_error("out of memory");
+        goto done;
+    }
     double t0 = bn_time_sec();
     if (bn_context_eval(ctx, ids, n_ids, false, logits, &err) != BN_OK) {
         cli_fail(&err);
@@ -250,7 +283,7 @@ int cmd_run(int argc, char **argv) {
     int n_want = o.n_predict < room ? o.n_predict : room;
     bool stopped_eos = false;
     t0 = bn_time_sec();
-    for (; n_gen < n_want; n_gen++) {
+    for (; n_gen < n_want && !cli_interrupted(); n_gen++) {
         int tok = bn_sampler_sample(smp, logits);
         bn_sampler_accept(smp, tok);
         if (tok == m->vocab.eos || tok == m->vocab.eot) {
@@ -260,9 +293,7 @@ int cmd_run(int argc, char **argv) {
         if (o.print_ids) {
             printf(n_gen ? " %d" : "%d", tok);
         } else {
-            char buf[256];
-            int nb = bn_vocab_token_bytes(&m->vocab, tok, buf, sizeof buf);
-            fwrite(buf, 1, (size_t)(nb < (int)sizeof buf ? nb : (int)sizeof buf), stdout);
+            fwrite(text, 1, bn_detok_push(&detok, tok, text), stdout);
         }
         fflush(stdout);
         if (n_gen + 1 < n_want && bn_context_eval(ctx, &tok, 1, false, logits, &err) != BN_OK) {
@@ -272,6 +303,7 @@ int cmd_run(int argc, char **argv) {
         }
     }
     double t_gen = bn_time_sec() - t0;
+    if (!o.print_ids) fwrite(text, 1, bn_detok_flush(&detok, text), stdout);
     printf("\n");
     fflush(stdout);
     if (o.n_predict > room && !stopped_eos)
@@ -282,9 +314,10 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "generation: %5d tokens in %7.3f s, %8.2f tokens/s%s\n", n_gen, t_gen,
             n_gen / (t_gen > 0 ? t_gen : 1e-9), stopped_eos ? " (stopped at EOS)" : "");
     fprintf(stderr, "peak memory: %.1f MB resident\n", (double)bn_peak_rss_bytes() / 1e6);
-    rc = 0;
+    rc = cli_interrupted() ? 130 : 0;
 done:
     bn_sampler_free(smp);
+    free(text);
     free(logits);
     free(ids);
     bn_context_free(ctx);

@@ -13,13 +13,17 @@
 #include <math.h>
 
 #include "cpu_internal.h"
+#include "float_kernels.h"
 
 /* Scratch: n_ctx doubles of scores, then head_dim doubles of the output
- * accumulator (each rounded to 64 bytes). */
+ * accumulator (each rounded to 64 bytes); or what the fast path needs, if more. */
 size_t bn_cpu_attention_scratch(const bn_tensor *node) {
     const size_t n_ctx = (size_t)node->src[1]->ne[1];
     const size_t head_dim = (size_t)node->ip[3];
-    return bn_cpu_round_up(n_ctx * sizeof(double)) + bn_cpu_round_up(head_dim * sizeof(double));
+    const size_t ref =
+        bn_cpu_round_up(n_ctx * sizeof(double)) + bn_cpu_round_up(head_dim * sizeof(double));
+    const size_t fast = bn_cpu_attention_fast_scratch(node); /* float_ops.c */
+    return ref > fast ? ref : fast;
 }
 
 /* For every (token t, head h) pair in this thread's chunk (pairs numbered
@@ -28,6 +32,7 @@ size_t bn_cpu_attention_scratch(const bn_tensor *node) {
  *   p_j = exp(s_j - max_j s_j) / sum_j exp(s_j - max_j s_j)
  *   out[t, h, d] = sum_j p_j * V[j, g, d]. */
 void bn_cpu_attention(const bn_tensor *node, int ith, int nth, void *scratch) {
+    if (bn_cpu_attention_fast(node, ith, nth, scratch)) return; /* float_ops.c */
     const bn_tensor *q = node->src[0], *kc = node->src[1], *vc = node->src[2];
     const int64_t n_past = node->ip[0], n_head = node->ip[1], n_kv = node->ip[2];
     const int64_t hd = node->ip[3];

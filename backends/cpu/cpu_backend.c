@@ -1,15 +1,25 @@
-/* cpu_backend.c - the CPU backend's entry in the backend table: one device,
- * graphs prepared by checking every node and planning an activation arena,
- * run node by node on a thread pool with a barrier between nodes. */
+/* cpu_backend.c - the CPU backend's entry in the backend table: graphs
+ * prepared by checking every node and planning an activation arena, run node
+ * by node on a thread pool with a barrier between nodes.
+ *
+ * It has two devices. cpu:0 is the CPU. cpu:1 is the same CPU again as a
+ * second device with its own thread pool and buffers, hidden from --backend
+ * auto: the scheduler copies data between cpu:0 and cpu:1 segments like
+ * between any two devices, so multi-device plans are tested without a GPU. */
+#define _DEFAULT_SOURCE /* sysconf(_SC_PHYS_PAGES) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../core/os.h"
 #include "../../graph/alloc.h"
 #include "../backend.h"
 #include "cpu_ops.h"
+#include "ternary.h"
 #include "threadpool.h"
+
+#define CPU_DEVICES 2
 
 typedef struct cpu_graph_state {
     bn_graph *g;
@@ -29,23 +39,36 @@ typedef struct cpu_backend {
 static int cpu_device_count(char *why, size_t why_len) {
     (void)why;
     (void)why_len;
-    return 1;
+    return CPU_DEVICES;
 }
 
 static bn_status cpu_device_info(int device, bn_device_info *info, bn_err *err) {
-    if (device != 0)
-        return bn_fail(err, BN_ERR_INVALID_ARG, "cpu has one device (0), not %d", device);
+    if (device < 0 || device >= CPU_DEVICES)
+        return bn_fail(err, BN_ERR_DEVICE, "cpu:%d: no such device (cpu:0 and cpu:1 exist)",
+                       device);
     memset(info, 0, sizeof *info);
     snprintf(info->name, sizeof info->name, "CPU (%d threads)", bn_cpu_count());
+    if (device == 1)
+        snprintf(info->details, sizeof info->details,
+                 "the same CPU as a second device, for testing multi-device plans; not used by "
+                 "auto");
     info->type = BN_DEVICE_CPU;
     info->unified = true;
+    info->hidden = device == 1;
+    bn_host_memory(&info->mem_total, &info->mem_free);
     return BN_OK;
+}
+
+static bool cpu_supports(bn_backend *be, const bn_tensor *node) {
+    (void)be;
+    return bn_cpu_check_node(node, NULL) == BN_OK;
 }
 
 static bn_status cpu_open(int device, const bn_backend_config *cfg, bn_backend **out, bn_err *err) {
     *out = NULL;
-    if (device != 0)
-        return bn_fail(err, BN_ERR_INVALID_ARG, "cpu has one device (0), not %d", device);
+    if (device < 0 || device >= CPU_DEVICES)
+        return bn_fail(err, BN_ERR_DEVICE, "cpu:%d: no such device (cpu:0 and cpu:1 exist)",
+                       device);
     int n = cfg && cfg->n_threads > 0 ? cfg->n_threads : bn_cpu_count_physical();
     cpu_backend *be = calloc(1, sizeof *be);
     if (!be) return bn_fail(err, BN_ERR_OOM, "out of memory");
@@ -72,6 +95,7 @@ static bn_status cpu_graph_prepare(bn_backend *b, bn_graph *g, bn_err *err) {
     size_t scratch = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         if (bn_cpu_check_node(g->nodes[i], err) != BN_OK) return err->code;
+        if (bn_tern_prepare(g->nodes[i], be, err) != BN_OK) return err->code; /* ternary.h */
         size_t s = bn_cpu_scratch_bytes(g->nodes[i]);
         if (s > scratch) scratch = s;
     }
@@ -141,6 +165,7 @@ static void cpu_close(bn_backend *b) {
     cpu_backend *be = (cpu_backend *)b;
     if (!be) return;
     while (be->graphs) cpu_graph_release(b, be->graphs->g);
+    bn_tern_release(be); /* ternary.h: weights prepared for this backend */
     bn_pool_free(be->pool);
     free(be);
 }
@@ -151,6 +176,8 @@ const bn_backend_ops *bn_backend_cpu(void) {
         .device_count = cpu_device_count,
         .device_info = cpu_device_info,
         .open = cpu_open,
+        .supports = cpu_supports,
+        .calibrate = bn_backend_calibrate_generic,
         .graph_prepare = cpu_graph_prepare,
         .graph_compute = cpu_graph_compute,
         .graph_release = cpu_graph_release,

@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "float_kernels.h"
+#include "ternary.h"
 
 /* ---- QUANTIZE_ACT ----
  * src0 F32 [K, T] -> ACT_Q8 [K, T]. For each token row x:
@@ -27,6 +29,7 @@
  * starts at node->data + t * node->nb[1] (= bn_act_row_bytes(K)).
  * Threads split the tokens. NaN inputs give q = 0 (no undefined conversion). */
 void bn_cpu_quantize_act(const bn_tensor *node, int ith, int nth) {
+    if (bn_cpu_quantize_act_fast(node, ith, nth)) return; /* float_ops.c: same bytes */
     const bn_tensor *src = node->src[0];
     const int64_t K = src->ne[0];
     int64_t lo, hi;
@@ -130,12 +133,20 @@ static const float *weight_row_f32(const bn_tensor *w, int64_t K, int64_t N, int
  * place) and y[n,t] = (sum_i w_i * q_ti) / s_t.
  * Threads split the output rows N into contiguous chunks.
  * Scratch: ternary: K bytes of codes, then ceil(K/256) floats of scales
- * (each part rounded to 64 bytes); float: K floats. */
+ * (each part rounded to 64 bytes); float: K floats.
+ * With a fast kernel table in use (backends/cpu/ternary.h: AVX2, AVX-512
+ * VNNI, NEON), ternary weights go to bn_tern_matmul instead, which gives the
+ * same outputs bit for bit; this code stays the reference its tests compare
+ * with (BITNET_CPU_TERNARY=reference selects it). */
 size_t bn_cpu_matmul_scratch(const bn_tensor *node) {
     const bn_tensor *w = node->src[0];
     const size_t K = (size_t)w->ne[0];
-    if (node->op == BN_OP_MATMUL_TERNARY && bn_type_is_ternary(w->type))
-        return bn_cpu_round_up(K) + bn_cpu_round_up((K + BN_QK_K - 1) / BN_QK_K * sizeof(float));
+    if (node->op == BN_OP_MATMUL_TERNARY && bn_type_is_ternary(w->type)) {
+        size_t ref =
+            bn_cpu_round_up(K) + bn_cpu_round_up((K + BN_QK_K - 1) / BN_QK_K * sizeof(float));
+        size_t fast = bn_tern_scratch(node); /* ternary_matmul.c */
+        return fast > ref ? fast : ref;
+    }
     if (w->type == BN_TYPE_F32) return 0;
     return bn_cpu_round_up(K * sizeof(float));
 }
@@ -183,6 +194,8 @@ static void matmul_ternary_float(const bn_tensor *node, int64_t lo, int64_t hi, 
 }
 
 void bn_cpu_matmul_ternary(const bn_tensor *node, int ith, int nth, void *scratch) {
+    /* the fast kernels (ternary.h) when a table is in use: the same outputs, bit for bit */
+    if (bn_type_is_ternary(node->src[0]->type) && bn_tern_matmul(node, ith, nth, scratch)) return;
     int64_t lo, hi;
     bn_cpu_split(node->src[0]->ne[1], 1, ith, nth, &lo, &hi);
     if (lo >= hi) return;
@@ -198,6 +211,7 @@ void bn_cpu_matmul_ternary(const bn_tensor *node, int ith, int nth, void *scratc
  * to f32 once. Row n is dequantized once per call into scratch (K floats; F32
  * weights are read in place), then dotted with every token. Threads split N. */
 void bn_cpu_matmul_f(const bn_tensor *node, int ith, int nth, void *scratch) {
+    if (bn_cpu_matmul_f_fast(node, ith, nth, scratch)) return; /* float_ops.c */
     const bn_tensor *w = node->src[0], *x = node->src[1];
     const int64_t K = w->ne[0], N = w->ne[1], T = x->ne[1];
     int64_t lo, hi;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "float_kernels.h"
 
 /* ======================================================================
  * Checks
@@ -327,8 +328,11 @@ bn_status bn_cpu_check_node(const bn_tensor *node, bn_err *err) {
 size_t bn_cpu_scratch_bytes(const bn_tensor *node) {
     switch (node->op) {
     case BN_OP_MATMUL_TERNARY:
-    case BN_OP_MATMUL_F:
         return bn_cpu_matmul_scratch(node);
+    case BN_OP_MATMUL_F: { /* room for the reference and for the fast path */
+        size_t a = bn_cpu_matmul_scratch(node), b = bn_cpu_matmul_f_fast_scratch(node);
+        return a > b ? a : b;
+    }
     case BN_OP_ATTENTION:
         return bn_cpu_attention_scratch(node);
     case BN_OP_ROPE: /* cos and sin of each rotated pair */
@@ -364,6 +368,7 @@ static void op_get_rows(const bn_tensor *node, int ith, int nth) {
 /* RMS_NORM: x F32 [K, rows] -> y = x / sqrt(mean(x^2) + eps) per row, the mean
  * accumulated in double. Threads split the rows. */
 static void op_rms_norm(const bn_tensor *node, int ith, int nth) {
+    if (bn_cpu_rms_norm_fast(node, ith, nth)) return; /* float_ops.c */
     const bn_tensor *src = node->src[0];
     const int64_t K = src->ne[0];
     const double eps = node->fp[0];
@@ -406,23 +411,51 @@ static void op_binary(const bn_tensor *node, int ith, int nth) {
  * (computed in double) rotates the elements (i0, i1) = (2j, 2j+1) (NORMAL) or
  * (j, j + n_rot/2) (NEOX): (a, b) -> (a cos - b sin, a sin + b cos); elements
  * n_rot .. head_dim-1 are copied. Safe in place. Threads split the (token,
- * head) pairs; scratch caches cos/sin of the current token. */
+ * head) pairs; cos/sin of the current token come from the thread's cache
+ * below (scratch when n_rot > 2 * ROPE_CACHE_PAIRS).
+ *
+ * The cos/sin of the last position a thread rotated, kept across nodes: all
+ * ROPE nodes of a step rotate the same positions with the same parameters,
+ * so a decode step computes them once per thread instead of once per node.
+ * Same values as computing them afresh (same formula, same inputs). */
+#define ROPE_CACHE_PAIRS 256
+static _Thread_local struct rope_cache {
+    int valid, n_rot;
+    int32_t pos;
+    double base;
+    double cs[ROPE_CACHE_PAIRS], sn[ROPE_CACHE_PAIRS];
+} rope_cache;
+
+static void rope_angles(int32_t pos, int n_rot, double base, double *cs, double *sn) {
+    for (int j = 0; j < n_rot / 2; j++) {
+        const double theta = (double)pos * pow(base, -2.0 * j / n_rot);
+        cs[j] = cos(theta);
+        sn[j] = sin(theta);
+    }
+}
+
 static void op_rope(const bn_tensor *node, int ith, int nth, void *scratch) {
     const bn_tensor *src = node->src[0];
     const int mode = node->ip[0], n_rot = node->ip[1], hd = node->ip[2], half = n_rot / 2;
     const double base = node->fp[0];
     const int64_t nh = src->ne[0] / hd;
     const int32_t *pos = node->src[1]->data;
-    double *cs = scratch, *sn = cs + half;
+    const bool use_cache = half <= ROPE_CACHE_PAIRS;
+    struct rope_cache *rc = &rope_cache;
+    double *cs = use_cache ? rc->cs : scratch, *sn = use_cache ? rc->sn : (double *)scratch + half;
     int64_t lo, hi, cached_t = -1;
     bn_cpu_split(src->ne[1] * nh, 1, ith, nth, &lo, &hi);
     for (int64_t p = lo; p < hi; p++) {
         const int64_t t = p / nh, h = p % nh;
         if (t != cached_t) {
-            for (int j = 0; j < half; j++) {
-                const double theta = (double)pos[t] * pow(base, -2.0 * j / n_rot);
-                cs[j] = cos(theta);
-                sn[j] = sin(theta);
+            if (!use_cache) {
+                rope_angles(pos[t], n_rot, base, cs, sn);
+            } else if (!rc->valid || rc->pos != pos[t] || rc->n_rot != n_rot || rc->base != base) {
+                rope_angles(pos[t], n_rot, base, cs, sn);
+                rc->valid = 1;
+                rc->pos = pos[t];
+                rc->n_rot = n_rot;
+                rc->base = base;
             }
             cached_t = t;
         }
@@ -448,6 +481,7 @@ static void op_rope(const bn_tensor *node, int ith, int nth, void *scratch) {
 static void op_kv_store(const bn_tensor *node, int ith, int nth) {
     const bn_tensor *cache = node->src[0], *x = node->src[1];
     const int64_t D = x->ne[0], n_past = node->ip[0];
+    const bn_cpu_float_ops *f = bn_cpu_float();
     int64_t lo, hi;
     bn_cpu_split(x->ne[1], 1, ith, nth, &lo, &hi);
     /* n_past is updated between runs without a new check: stay inside the cache */
@@ -458,6 +492,8 @@ static void op_kv_store(const bn_tensor *node, int ith, int nth) {
         void *dst = bn_cpu_row_mut(cache, n_past + t);
         if (cache->type == BN_TYPE_F32) {
             memcpy(dst, xr, (size_t)D * sizeof(float));
+        } else if (f && f->f32_to_f16) { /* fast table: the same bits */
+            f->f32_to_f16(xr, dst, D);
         } else {
             uint16_t *h = dst;
             for (int64_t i = 0; i < D; i++) h[i] = bn_f32_to_f16(xr[i]);
@@ -475,12 +511,14 @@ static void op_unary(const bn_tensor *node, int ith, int nth) {
     bn_cpu_split(bn_tensor_nelems(node), 16, ith, nth, &lo, &hi);
     switch (node->op) {
     case BN_OP_RELU_SQR:
+        if (bn_cpu_relu_sqr_fast(node, ith, nth)) break; /* float_ops.c: same bytes */
         for (int64_t i = lo; i < hi; i++) {
             const float v = x[i] > 0.0f ? x[i] : 0.0f;
             y[i] = v * v;
         }
         break;
     case BN_OP_SILU:
+        if (bn_cpu_silu_fast(node, ith, nth)) break; /* float_ops.c */
         for (int64_t i = lo; i < hi; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
         break;
     default:

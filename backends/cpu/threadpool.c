@@ -9,10 +9,18 @@
  * variable that the last worker signals under the mutex.
  *
  * Barrier: sense-reversing on an arrival counter and a phase counter. The last
- * thread to arrive resets the counter and advances the phase (release); the
- * others spin on the phase (acquire), yielding the CPU after a while. Arrival
- * is an acq_rel read-modify-write, so every write made before the barrier by
- * any thread is visible to every thread after it.
+ * thread to arrive resets the counter and advances the phase; the others spin
+ * on the phase (pause, then sched_yield so a descheduled thread can run),
+ * then sleep on a condition variable (spin-then-sleep: a node usually ends
+ * within microseconds of its neighbours' ends, so the spin catches it
+ * without a system call; a long wait, e.g. a thread preempted on a busy
+ * machine, does not burn a core). Missed wake-ups cannot happen: a sleeper
+ * increments bar_sleepers and then reads the phase, the last arriver stores
+ * the phase and then reads bar_sleepers, all seq_cst, so either the sleeper
+ * sees the new phase or the arriver sees the sleeper and broadcasts under the
+ * mutex the sleeper holds until it waits. Arrival is an acq_rel
+ * read-modify-write and the phase store a release, so every write made before
+ * the barrier by any thread is visible to every thread after it.
  *
  * All shared state is C11 atomics or protected by the mutex; fn and ctx are
  * plain fields written only while no worker reads them (between runs) and
@@ -29,7 +37,8 @@
  * sched_yield (so that with more threads than cores the thread being waited
  * for gets the CPU), then (runs only) sleeping on a condition variable. */
 #define SPIN_RELAX 1000
-#define SPIN_RUN 3000 /* polls of the generation / pending counters before sleeping */
+#define SPIN_RUN 3000     /* polls of the generation / pending counters before sleeping */
+#define SPIN_BARRIER 3000 /* polls of the barrier phase before sleeping */
 
 struct bn_pool {
     int n; /* threads including the caller */
@@ -37,6 +46,7 @@ struct bn_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv_work; /* workers wait here for a new generation */
     pthread_cond_t cv_done; /* the caller waits here for pending == 0 */
+    pthread_cond_t cv_bar;  /* threads that waited long at a barrier sleep here */
     atomic_uint gen;        /* bumped once per run (under mu) */
     atomic_int pending;     /* workers still running the current fn */
     atomic_bool stop;
@@ -44,8 +54,9 @@ struct bn_pool {
     bool caller_sleeping; /* the caller is blocked on cv_done (under mu) */
     bn_pool_fn fn;
     void *ctx;
-    atomic_int bar_count;  /* threads arrived at the current barrier */
-    atomic_uint bar_phase; /* advanced when all have arrived */
+    atomic_int bar_count;    /* threads arrived at the current barrier */
+    atomic_uint bar_phase;   /* advanced when all have arrived */
+    atomic_int bar_sleepers; /* threads asleep (or about to be) on cv_bar */
 };
 
 typedef struct worker_arg {
@@ -119,6 +130,7 @@ bn_pool *bn_pool_new(int n_threads) {
     atomic_init(&p->stop, false);
     atomic_init(&p->bar_count, 0);
     atomic_init(&p->bar_phase, 0);
+    atomic_init(&p->bar_sleepers, 0);
     if (n_threads == 1) return p;
 
     p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
@@ -129,6 +141,7 @@ bn_pool *bn_pool_new(int n_threads) {
     if (pthread_mutex_init(&p->mu, NULL) != 0) goto fail_mu;
     if (pthread_cond_init(&p->cv_work, NULL) != 0) goto fail_cv_work;
     if (pthread_cond_init(&p->cv_done, NULL) != 0) goto fail_cv_done;
+    if (pthread_cond_init(&p->cv_bar, NULL) != 0) goto fail_cv_bar;
     int started = 0;
     for (; started < n_threads - 1; started++) {
         worker_arg *wa = malloc(sizeof *wa);
@@ -142,6 +155,8 @@ bn_pool *bn_pool_new(int n_threads) {
     }
     if (started == n_threads - 1) return p;
     stop_workers(p, started);
+    pthread_cond_destroy(&p->cv_bar);
+fail_cv_bar:
     pthread_cond_destroy(&p->cv_done);
 fail_cv_done:
     pthread_cond_destroy(&p->cv_work);
@@ -157,6 +172,7 @@ void bn_pool_free(bn_pool *p) {
     if (!p) return;
     if (p->n > 1) {
         stop_workers(p, p->n - 1);
+        pthread_cond_destroy(&p->cv_bar);
         pthread_cond_destroy(&p->cv_done);
         pthread_cond_destroy(&p->cv_work);
         pthread_mutex_destroy(&p->mu);
@@ -204,10 +220,22 @@ void bn_pool_barrier(bn_pool *p) {
     const unsigned phase = atomic_load_explicit(&p->bar_phase, memory_order_relaxed);
     if (atomic_fetch_add_explicit(&p->bar_count, 1, memory_order_acq_rel) == n - 1) {
         atomic_store_explicit(&p->bar_count, 0, memory_order_relaxed);
-        atomic_store_explicit(&p->bar_phase, phase + 1, memory_order_release);
+        atomic_store_explicit(&p->bar_phase, phase + 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&p->bar_sleepers, memory_order_seq_cst) > 0) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_broadcast(&p->cv_bar);
+            pthread_mutex_unlock(&p->mu);
+        }
         return;
     }
-    for (int i = 0; atomic_load_explicit(&p->bar_phase, memory_order_acquire) == phase;
-         i += i < SPIN_RELAX) /* stops counting once yielding */
+    for (int i = 0; i < SPIN_BARRIER; i++) {
+        if (atomic_load_explicit(&p->bar_phase, memory_order_acquire) != phase) return;
         spin_pause(i);
+    }
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add_explicit(&p->bar_sleepers, 1, memory_order_seq_cst);
+    while (atomic_load_explicit(&p->bar_phase, memory_order_seq_cst) == phase)
+        pthread_cond_wait(&p->cv_bar, &p->mu);
+    atomic_fetch_sub_explicit(&p->bar_sleepers, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&p->mu);
 }

@@ -1,6 +1,9 @@
 /* npu_backend.c - the NPU slot: a backend that exists so the planner, the CLI
  * and the API treat an NPU like any other device. No NPU runtime is supported
- * yet, so it enumerates no device and says so. */
+ * yet, so it enumerates no device and says so. A profile file (--profile,
+ * graph/profile.h) may still describe one ("id": "npu:0", "type": "npu"):
+ * `bitnet plan` then plans with it, and a run falls back to the CPU for its
+ * layers with "npu:0: not on this machine (no NPU runtime found ...)". */
 #include <stdio.h>
 
 #include "../backend.h"

@@ -1,0 +1,347 @@
+/* ternary_avx2.c - the AVX2 table of ternary kernels (ternary.h). Every
+ * function here is compiled for AVX2 (the pragma below), so nothing in this
+ * file may run before ternary_dispatch.c has checked the CPU.
+ *
+ * The product. _mm256_maddubs_epi16(c, q) multiplies 32 unsigned bytes c (the
+ * 2-bit codes, 0..3) by 32 signed bytes q (activations) and adds adjacent
+ * pairs into 16 int16: |c0 q0 + c1 q1| <= 2 * 3 * 128 = 768, so no pair
+ * saturates, and up to 42 such results add in int16 without overflow. The
+ * kernels add the 4 or 8 products of one block in int16, then widen with
+ * _mm256_madd_epi16(x, 1) (adjacent int16 pairs into int32) and accumulate
+ * int32. The sum of activations is subtracted by the driver (C - Q).
+ *
+ * Unpacking 2-bit fields: (w >> s) & 3 on 16-bit lanes; bits shifted in from
+ * the neighbouring byte are masked off. I2_S code 3 (weight 0) becomes 1 by
+ * clearing a field's high bit when its low bit is set; weights whose
+ * preparation found no code 3 skip that (w->clean). */
+#include "ternary.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+#define LD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define ST(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), v)
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE int32_t hsum32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* (w >> s) & 3 per byte. */
+INLINE __m256i field(__m256i w, int s) {
+    return _mm256_and_si256(s ? _mm256_srli_epi16(w, s) : w, _mm256_set1_epi8(3));
+}
+
+/* I2_S code 3 -> 1 in every field of w: clear the high bit where the low one is set. */
+INLINE __m256i i2s_fix(__m256i w) {
+    const __m256i hi = _mm256_set1_epi8((char)0xaa);
+    return _mm256_andnot_si256(_mm256_and_si256(_mm256_slli_epi16(w, 1), hi), w);
+}
+
+/* ---- I2_S: 32 bytes per 128 elements; element 32j + b in byte b at shift 6 - 2j ---- */
+
+/* One block times q[0..128): int16 pair sums, |x| <= 4 * 512. */
+INLINE __m256i i2s_block(const uint8_t *p, const int8_t *q, bool fix) {
+    __m256i w = LD(p);
+    if (fix) w = i2s_fix(w);
+    __m256i s0 = _mm256_maddubs_epi16(field(w, 6), LD(q));
+    __m256i s1 = _mm256_maddubs_epi16(field(w, 4), LD(q + 32));
+    __m256i s2 = _mm256_maddubs_epi16(field(w, 2), LD(q + 64));
+    __m256i s3 = _mm256_maddubs_epi16(field(w, 0), LD(q + 96));
+    return _mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_add_epi16(s2, s3));
+}
+
+INLINE int32_t i2s_row(const uint8_t *p, const int8_t *q, int64_t nb, bool fix) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4) { /* two blocks per int16 sum: |x| <= 4096 */
+        __m256i s = _mm256_add_epi16(i2s_block(p + 32 * b, q + 128 * b, fix),
+                                     i2s_block(p + 32 * b + 32, q + 128 * b + 128, fix));
+        __m256i t = _mm256_add_epi16(i2s_block(p + 32 * b + 64, q + 128 * b + 256, fix),
+                                     i2s_block(p + 32 * b + 96, q + 128 * b + 384, fix));
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(s, ones));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(t, ones));
+    }
+    for (; b < nb; b++)
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(i2s_block(p + 32 * b, q + 128 * b, fix), ones));
+    return hsum32(_mm256_add_epi32(a0, a1));
+}
+
+void bn_tern_avx2_gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q,
+                           int32_t *out, bool group) {
+    (void)group; /* one scale: always row mode */
+    const int64_t nb = w->K / 128;
+    if (w->clean)
+        for (int64_t r = r0; r < r1; r++)
+            out[r - r0] = i2s_row(w->data + (size_t)r * w->row_bytes, q, nb, false);
+    else
+        for (int64_t r = r0; r < r1; r++)
+            out[r - r0] = i2s_row(w->data + (size_t)r * w->row_bytes, q, nb, true);
+}
+
+static void unpack_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
+                       uint8_t *codes, size_t ldc) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = w->data + (size_t)r * w->row_bytes + k0 / 4;
+        uint8_t *c = codes + (size_t)(r - r0) * ldc;
+        for (int64_t b = 0; b < kn / 128; b++) {
+            __m256i v = i2s_fix(LD(p + 32 * b));
+            for (int j = 0; j < 4; j++) ST(c + 128 * b + 32 * j, field(v, 6 - 2 * j));
+        }
+    }
+}
+
+/* ---- TQ2_0: 66 bytes per 256 elements; element 128h + 32l + m in qs[32h + m] at shift 2l ---- */
+
+/* One block times q[0..256): int16, |x| <= 8 * 768. */
+INLINE __m256i tq2_block(const uint8_t *p, const int8_t *q) {
+    __m256i s = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        __m256i w = LD(p + 32 * h);
+        __m256i s0 = _mm256_maddubs_epi16(field(w, 0), LD(q + 128 * h));
+        __m256i s1 = _mm256_maddubs_epi16(field(w, 2), LD(q + 128 * h + 32));
+        __m256i s2 = _mm256_maddubs_epi16(field(w, 4), LD(q + 128 * h + 64));
+        __m256i s3 = _mm256_maddubs_epi16(field(w, 6), LD(q + 128 * h + 96));
+        s = _mm256_add_epi16(s,
+                             _mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_add_epi16(s2, s3)));
+    }
+    return s;
+}
+
+/* ---- TQ1_0: 54 bytes per 256 elements, base-3 digits ----
+ * Digit n of byte b is ((b * 3^n mod 256) * 3) >> 8 = [v >= 86] + [v >= 171]
+ * with v = b * 3^n mod 256 (the products are formed by bytewise adds, which
+ * wrap mod 256; the unsigned compares by flipping the top bit). The 8 vectors
+ * hold elements 32j .. 32j + 31 in order: j < 5 are digit j of qs[0..32);
+ * j = 5: digits 0 | 1 of qs[32..48) (elements 160..191); j = 6: digits 2 | 3
+ * (192..223); j = 7: digit 4 of qs[32..48) | the four digits of qh[0..4)
+ * (224..255, element 240 + 4n + j' being digit n of qh[j']). */
+
+INLINE __m256i mul3(__m256i v) {
+    return _mm256_add_epi8(v, _mm256_add_epi8(v, v));
+}
+
+INLINE __m256i digit(__m256i v) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const __m256i t1 = _mm256_set1_epi8(85 - 128), t2 = _mm256_set1_epi8(170 - 128);
+    __m256i x = _mm256_xor_si256(v, flip);
+    __m256i m = _mm256_add_epi8(_mm256_cmpgt_epi8(x, t1), _mm256_cmpgt_epi8(x, t2));
+    return _mm256_sub_epi8(_mm256_setzero_si256(), m);
+}
+
+INLINE void tq1_codes(const uint8_t *p, __m256i c[8]) {
+    __m256i v = LD(p);
+    for (int n = 0; n < 5; n++) {
+        c[n] = digit(v);
+        if (n < 4) v = mul3(v);
+    }
+    __m256i x =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 32)));
+    x = _mm256_blend_epi32(x, mul3(x), 0xf0); /* b | 3b */
+    c[5] = digit(x);
+    x = mul3(mul3(x)); /* 9b | 27b */
+    c[6] = digit(x);
+    x = mul3(mul3(x)); /* 81b | (unused) */
+    uint32_t h;
+    memcpy(&h, p + 48, 4);
+    /* byte 4n + j = qh[j] * 3^n mod 256: multiply 16-bit lanes, even and odd bytes apart */
+    const __m128i hv = _mm_set1_epi32((int)h), mul = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27);
+    __m128i ev = _mm_and_si128(_mm_mullo_epi16(hv, mul), _mm_set1_epi16(0xff));
+    __m128i od = _mm_slli_epi16(_mm_mullo_epi16(_mm_srli_epi16(hv, 8), mul), 8);
+    c[7] = digit(_mm256_inserti128_si256(x, _mm_or_si128(ev, od), 1));
+}
+
+/* One block times q[0..256): int16, |x| <= 8 * 512. */
+INLINE __m256i tq1_block(const uint8_t *p, const int8_t *q) {
+    __m256i c[8];
+    tq1_codes(p, c);
+    __m256i s = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j += 2)
+        s = _mm256_add_epi16(s,
+                             _mm256_add_epi16(_mm256_maddubs_epi16(c[j], LD(q + 32 * j)),
+                                              _mm256_maddubs_epi16(c[j + 1], LD(q + 32 * j + 32))));
+    return s;
+}
+
+/* Rows of a TQ type: block sums widened to int32, then a row sum or one sum per block. */
+#define TQ_GEMV(name, BLOCK, BB)                                                                   \
+    void name(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q, int32_t *out,           \
+              bool group) {                                                                        \
+        const __m256i ones = _mm256_set1_epi16(1);                                                 \
+        const int64_t nb = w->K / 256;                                                             \
+        for (int64_t r = r0; r < r1; r++) {                                                        \
+            const uint8_t *p = w->data + (size_t)r * w->row_bytes;                                 \
+            if (group) {                                                                           \
+                for (int64_t b = 0; b < nb; b++)                                                   \
+                    out[(r - r0) * nb + b] =                                                       \
+                        hsum32(_mm256_madd_epi16(BLOCK(p + BB * b, q + 256 * b), ones));           \
+                continue;                                                                          \
+            }                                                                                      \
+            __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();                      \
+            int64_t b = 0;                                                                         \
+            for (; b + 2 <= nb; b += 2) {                                                          \
+                a0 =                                                                               \
+                    _mm256_add_epi32(a0, _mm256_madd_epi16(BLOCK(p + BB * b, q + 256 * b), ones)); \
+                a1 = _mm256_add_epi32(                                                             \
+                    a1, _mm256_madd_epi16(BLOCK(p + BB * b + BB, q + 256 * b + 256), ones));       \
+            }                                                                                      \
+            if (b < nb)                                                                            \
+                a0 =                                                                               \
+                    _mm256_add_epi32(a0, _mm256_madd_epi16(BLOCK(p + BB * b, q + 256 * b), ones)); \
+            out[r - r0] = hsum32(_mm256_add_epi32(a0, a1));                                        \
+        }                                                                                          \
+    }
+
+TQ_GEMV(bn_tern_avx2_gemv_tq2, tq2_block, 66)
+TQ_GEMV(bn_tern_avx2_gemv_tq1, tq1_block, 54)
+
+static void unpack_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
+                       uint8_t *codes, size_t ldc) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = w->data + (size_t)r * w->row_bytes + (size_t)(k0 / 256) * 66;
+        uint8_t *c = codes + (size_t)(r - r0) * ldc;
+        for (int64_t b = 0; b < kn / 256; b++)
+            for (int h = 0; h < 2; h++) {
+                __m256i v = LD(p + 66 * b + 32 * h);
+                for (int l = 0; l < 4; l++) ST(c + 256 * b + 128 * h + 32 * l, field(v, 2 * l));
+            }
+    }
+}
+
+static void unpack_tq1(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
+                       uint8_t *codes, size_t ldc) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = w->data + (size_t)r * w->row_bytes + (size_t)(k0 / 256) * 54;
+        uint8_t *c = codes + (size_t)(r - r0) * ldc;
+        for (int64_t b = 0; b < kn / 256; b++) {
+            __m256i v[8];
+            tq1_codes(p + 54 * b, v);
+            for (int j = 0; j < 8; j++) ST(c + 256 * b + 32 * j, v[j]);
+        }
+    }
+}
+
+/* ---- GEMM micro-kernel: nr rows of byte codes x nt tokens ----
+ * Per 32 elements: nr code loads, nt activation loads, nr * nt maddubs into
+ * int16 accumulators, widened to int32 every 1024 elements (32 products of
+ * at most 768: no overflow) or every 256 in group mode. */
+INLINE void gemm_tile(const uint8_t *c, size_t ldc, const int nr, const int8_t *const *q,
+                      const int nt, int64_t kn, int32_t *out, size_t ldo, bool group) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int64_t step = group ? 256 : 1024;
+    __m256i acc32[BN_TERN_MR][BN_TERN_NT];
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) acc32[r][t] = _mm256_setzero_si256();
+    for (int64_t k = 0; k < kn; k += step) {
+        const int64_t end = kn - k < step ? kn : k + step;
+        __m256i acc[BN_TERN_MR][BN_TERN_NT];
+        for (int r = 0; r < nr; r++)
+            for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_si256();
+        for (int64_t j = k; j < end; j += 32) {
+            __m256i c0 = LD(c + j), c1 = nr > 1 ? LD(c + ldc + j) : c0;
+            for (int t = 0; t < nt; t++) {
+                __m256i a = LD(q[t] + j);
+                acc[0][t] = _mm256_add_epi16(acc[0][t], _mm256_maddubs_epi16(c0, a));
+                if (nr > 1) acc[1][t] = _mm256_add_epi16(acc[1][t], _mm256_maddubs_epi16(c1, a));
+            }
+        }
+        for (int r = 0; r < nr; r++)
+            for (int t = 0; t < nt; t++) {
+                __m256i s = _mm256_madd_epi16(acc[r][t], ones);
+                if (group)
+                    out[(t * nr + r) * (kn / 256) + k / 256] = hsum32(s);
+                else
+                    acc32[r][t] = _mm256_add_epi32(acc32[r][t], s);
+            }
+    }
+    if (!group)
+        for (int r = 0; r < nr; r++)
+            for (int t = 0; t < nt; t++)
+                out[t * ldo + r] =
+                    (int32_t)((uint32_t)out[t * ldo + r] + (uint32_t)hsum32(acc32[r][t]));
+}
+
+/* Tiles of at most 2 rows (16 registers: 8 int16 + 8 int32 accumulators would
+ * not fit with more); group mode writes the rows' blocks at their place in
+ * the caller's layout, out[(t * nr + r) * (kn / 256) + g]. */
+static void gemm2(const uint8_t *codes, size_t ldc, int nr, const int8_t *const *q, int nt,
+                  int64_t kn, int32_t *out, size_t ldo, bool group) {
+    /* constant tile shapes, so the accumulators stay in registers */
+#define TILE(R, T) gemm_tile(codes, ldc, R, q, T, kn, out, ldo, group)
+    if (nr == 2) {
+        if (nt == 4)
+            TILE(2, 4);
+        else if (nt == 3)
+            TILE(2, 3);
+        else if (nt == 2)
+            TILE(2, 2);
+        else
+            TILE(2, 1);
+    } else {
+        if (nt == 4)
+            TILE(1, 4);
+        else if (nt == 3)
+            TILE(1, 3);
+        else if (nt == 2)
+            TILE(1, 2);
+        else
+            TILE(1, 1);
+    }
+#undef TILE
+}
+
+static void gemm(const uint8_t *codes, size_t ldc, int nr, const int8_t *const *q, int nt,
+                 int64_t kn, int32_t *out, size_t ldo, bool group) {
+    if (!group) {
+        for (int r = 0; r < nr; r += 2)
+            gemm2(codes + (size_t)r * ldc, ldc, nr - r < 2 ? nr - r : 2, q, nt, kn, out + r, ldo,
+                  false);
+        return;
+    }
+    /* group mode: one row at a time into a small buffer, then to its place */
+    const int64_t ng = kn / 256;
+    int32_t tmp[BN_TERN_NT * 64];
+    for (int r = 0; r < nr; r++)
+        for (int64_t g0 = 0; g0 < ng; g0 += 64) { /* 64 blocks per call */
+            const int64_t gn = ng - g0 < 64 ? ng - g0 : 64;
+            const int8_t *qq[BN_TERN_NT];
+            for (int t = 0; t < nt; t++) qq[t] = q[t] + 256 * g0;
+            gemm2(codes + (size_t)r * ldc + 256 * g0, ldc, 1, qq, nt, 256 * gn, tmp, 0, true);
+            for (int t = 0; t < nt; t++)
+                for (int64_t g = 0; g < gn; g++) out[(t * nr + r) * ng + g0 + g] = tmp[t * gn + g];
+        }
+}
+
+const bn_tern_kernels bn_tern_avx2 = {
+    .name = "avx2",
+    .lut_for_tq1 = true, /* 9.2 against 7.3 GB/s (bench/RESULTS.md) */
+    .gemv = {bn_tern_avx2_gemv_i2s, bn_tern_avx2_gemv_tq2, bn_tern_avx2_gemv_tq1},
+    .unpack = {unpack_i2s, unpack_tq2, unpack_tq1},
+    .gemm = gemm,
+    .cols_gemv = bn_tern_avx2_cols_gemv,
+    .cols_unpack = bn_tern_avx2_cols_unpack,
+    .lut_tables = bn_tern_avx2_lut_tables,
+    .lut_gemv = bn_tern_avx2_lut_gemv,
+    .lut_unpack = bn_tern_lut_unpack_c,
+};
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+#endif

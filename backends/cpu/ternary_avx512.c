@@ -1,0 +1,312 @@
+/* ternary_avx512.c - the AVX-512 VNNI table of ternary kernels (ternary.h).
+ * Every function here is compiled for AVX-512 F/BW/VL/VNNI (the pragma
+ * below), so nothing in this file may run before ternary_dispatch.c has
+ * checked the CPU.
+ *
+ * vpdpbusd(acc, c, q) multiplies unsigned bytes (codes 0..3) by signed bytes
+ * (activations) and adds each group of four products into an int32 lane: no
+ * int16 stage, nothing saturates. The kernels use its 256-bit form (AVX512-VL):
+ * on Zen 4 the 512-bit form issues at a quarter of the rate (about 0.5 per
+ * cycle against 2), half the multiply-adds per cycle.
+ *
+ * The GEMM unpacks into byte codes (shifts and masks) and runs 16 dot products
+ * per 32 elements of a 4-row x 4-token tile; 187 GMAC/s on one Zen 4 core
+ * against 113 for AVX2 (bench/RESULTS.md). TQ1_0 unpacks as in the AVX2 file
+ * (unsigned compares into masks here): its mat-vec is 1.4x the AVX2 one.
+ * The I2_S and TQ2_0 mat-vecs are the AVX2 ones: a VNNI mat-vec using each
+ * 2-bit field in place (w & (3 << s) = c * 2^s into per-field accumulators, 4
+ * ANDs and 4 dot products per 128 weights, shifted down at the end) was 1.2x
+ * faster than AVX2 in bench_ternary_kernels but 10 % slower inside `bitnet
+ * bench` decode on the same machine (perf cycle counts against the output
+ * head, repeated), so decode keeps AVX2. The column and lookup-table entries
+ * are the AVX2 ones too. */
+#include "ternary.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(                                                                      \
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))),                 \
+    apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#endif
+
+#define LD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define ST(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), v)
+#define INLINE static inline __attribute__((always_inline))
+
+/* acc += dot products of unsigned a and signed b bytes, in place. GCC 12 does
+ * not tie the intrinsic's accumulator to its result and copies every
+ * accumulator out and back around each instruction; the asm form keeps it in
+ * its register. b may be a memory operand (DPBUSD) or not (DPBUSD_REG). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "vm"(b))
+#define DPBUSD_REG(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
+#else
+#define DPBUSD(acc, a, b) ((acc) = _mm256_dpbusd_epi32(acc, a, b))
+#define DPBUSD_REG(acc, a, b) ((acc) = _mm256_dpbusd_epi32(acc, a, b))
+#endif
+
+INLINE int32_t hsum256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* (w >> s) & 3 per byte. */
+INLINE __m256i field(__m256i w, int s) {
+    return _mm256_and_si256(s ? _mm256_srli_epi16(w, s) : w, _mm256_set1_epi8(3));
+}
+
+/* I2_S code 3 -> 1: clear a field's high bit where its low bit is set. */
+INLINE __m256i i2s_fix(__m256i w) {
+    const __m256i hi = _mm256_set1_epi8((char)0xaa);
+    return _mm256_andnot_si256(_mm256_and_si256(_mm256_slli_epi16(w, 1), hi), w);
+}
+
+/* ---- I2_S: element 32j + b of a block in byte b at shift 6 - 2j ---- */
+
+static void unpack_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
+                       uint8_t *codes, size_t ldc) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = w->data + (size_t)r * w->row_bytes + k0 / 4;
+        uint8_t *c = codes + (size_t)(r - r0) * ldc;
+        for (int64_t b = 0; b < kn / 128; b++) {
+            __m256i v = i2s_fix(LD(p + 32 * b));
+            for (int j = 0; j < 4; j++) ST(c + 128 * b + 32 * j, field(v, 6 - 2 * j));
+        }
+    }
+}
+
+/* ---- TQ2_0: element 128h + 32l + m of a block in qs[32h + m] at shift 2l ---- */
+
+static void unpack_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
+                       uint8_t *codes, size_t ldc) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = w->data + (size_t)r * w->row_bytes + (size_t)(k0 / 256) * 66;
+        uint8_t *c = codes + (size_t)(r - r0) * ldc;
+        for (int64_t b = 0; b < kn / 256; b++)
+            for (int h = 0; h < 2; h++) {
+                __m256i v = LD(p + 66 * b + 32 * h);
+                for (int l = 0; l < 4; l++) ST(c + 256 * b + 128 * h + 32 * l, field(v, 2 * l));
+            }
+    }
+}
+
+/* ---- TQ1_0: base-3 digits, as in ternary_avx2.c ----
+ * digit = [v >= 86] + [v >= 171] for v = b * 3^n mod 256 (unsigned compares
+ * into masks here). */
+
+INLINE __m256i mul3(__m256i v) {
+    return _mm256_add_epi8(v, _mm256_add_epi8(v, v));
+}
+
+INLINE __m256i digit(__m256i v) {
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i d = _mm256_maskz_mov_epi8(_mm256_cmpge_epu8_mask(v, _mm256_set1_epi8(86)), one);
+    return _mm256_mask_add_epi8(d, _mm256_cmpge_epu8_mask(v, _mm256_set1_epi8((char)171)), d, one);
+}
+
+INLINE void tq1_codes(const uint8_t *p, __m256i c[8]) {
+    __m256i v = LD(p);
+    for (int n = 0; n < 5; n++) {
+        c[n] = digit(v);
+        if (n < 4) v = mul3(v);
+    }
+    __m256i x =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 32)));
+    x = _mm256_blend_epi32(x, mul3(x), 0xf0);
+    c[5] = digit(x);
+    x = mul3(mul3(x));
+    c[6] = digit(x);
+    x = mul3(mul3(x));
+    uint32_t h;
+    memcpy(&h, p + 48, 4);
+    const __m128i hv = _mm_set1_epi32((int)h), mul = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27);
+    __m128i ev = _mm_and_si128(_mm_mullo_epi16(hv, mul), _mm_set1_epi16(0xff));
+    __m128i od = _mm_slli_epi16(_mm_mullo_epi16(_mm_srli_epi16(hv, 8), mul), 8);
+    c[7] = digit(_mm256_inserti128_si256(x, _mm_or_si128(ev, od), 1));
+}
+
+INLINE __m256i tq1_block(__m256i acc, const uint8_t *p, const int8_t *q) {
+    __m256i c[8];
+    tq1_codes(p, c);
+    for (int j = 0; j < 8; j++) DPBUSD(acc, c[j], LD(q + 32 * j));
+    return acc;
+}
+
+static void gemv_tq1(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q, int32_t *out,
+                     bool group) {
+    const int64_t nb = w->K / 256;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = w->data + (size_t)r * w->row_bytes;
+        if (group) {
+            for (int64_t b = 0; b < nb; b++)
+                out[(r - r0) * nb + b] =
+                    hsum256(tq1_block(_mm256_setzero_si256(), p + 54 * b, q + 256 * b));
+            continue;
+        }
+        __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+        int64_t b = 0;
+        for (; b + 2 <= nb; b += 2) {
+            a0 = tq1_block(a0, p + 54 * b, q + 256 * b);
+            a1 = tq1_block(a1, p + 54 * b + 54, q + 256 * b + 256);
+        }
+        if (b < nb) a0 = tq1_block(a0, p + 54 * b, q + 256 * b);
+        out[r - r0] = hsum256(_mm256_add_epi32(a0, a1));
+    }
+}
+
+static void unpack_tq1(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
+                       uint8_t *codes, size_t ldc) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *p = w->data + (size_t)r * w->row_bytes + (size_t)(k0 / 256) * 54;
+        uint8_t *c = codes + (size_t)(r - r0) * ldc;
+        for (int64_t b = 0; b < kn / 256; b++) {
+            __m256i v[8];
+            tq1_codes(p + 54 * b, v);
+            for (int j = 0; j < 8; j++) ST(c + 256 * b + 32 * j, v[j]);
+        }
+    }
+}
+
+/* ---- GEMM micro-kernels: nr rows of byte codes x nt tokens, 32 elements a step ----
+ * Per step: nr code loads, nt activation loads (each kept in a register for
+ * every row), nr * nt dot products into int32 accumulators. gemm_tile: up to
+ * 2 x 4 (edges and group mode); gemm_4x4: the common full tile. */
+INLINE void gemm_tile(const uint8_t *c, size_t ldc, const int nr, const int8_t *const *q,
+                      const int nt, int64_t kn, int32_t *out, size_t ldo, bool group) {
+    const int64_t step = group ? 256 : kn;
+    for (int64_t k = 0; k < kn; k += step) {
+        const int64_t end = k + step;
+        __m256i acc[2][BN_TERN_NT];
+        for (int r = 0; r < nr; r++)
+            for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_si256();
+        for (int64_t j = k; j < end; j += 32) {
+            __m256i c0 = LD(c + j), c1 = nr > 1 ? LD(c + ldc + j) : c0;
+            for (int t = 0; t < nt; t++) {
+                __m256i a = LD(q[t] + j); /* in a register: both rows use it */
+                DPBUSD_REG(acc[0][t], c0, a);
+                if (nr > 1) DPBUSD_REG(acc[1][t], c1, a);
+            }
+        }
+        for (int r = 0; r < nr; r++)
+            for (int t = 0; t < nt; t++) {
+                int32_t s = hsum256(acc[r][t]);
+                if (group)
+                    out[(t * nr + r) * (kn / 256) + k / 256] = s;
+                else
+                    out[t * ldo + r] = (int32_t)((uint32_t)out[t * ldo + r] + (uint32_t)s);
+            }
+    }
+}
+
+/* The full 4 x 4 tile in row mode, with named accumulators (GCC spills an
+ * array of 16 to the stack): 16 accumulators, 4 codes and an activation, 21
+ * of the 32 registers. */
+static void gemm_4x4(const uint8_t *c, size_t ldc, const int8_t *const *q, int64_t kn, int32_t *out,
+                     size_t ldo) {
+    const int8_t *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];
+    __m256i a00 = _mm256_setzero_si256(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00,
+            a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00,
+            a32 = a00, a33 = a00;
+    for (int64_t j = 0; j < kn; j += 32) {
+        const __m256i c0 = LD(c + j), c1 = LD(c + ldc + j), c2 = LD(c + 2 * ldc + j),
+                      c3 = LD(c + 3 * ldc + j);
+        __m256i x = LD(q0 + j);
+        DPBUSD_REG(a00, c0, x);
+        DPBUSD_REG(a10, c1, x);
+        DPBUSD_REG(a20, c2, x);
+        DPBUSD_REG(a30, c3, x);
+        x = LD(q1 + j);
+        DPBUSD_REG(a01, c0, x);
+        DPBUSD_REG(a11, c1, x);
+        DPBUSD_REG(a21, c2, x);
+        DPBUSD_REG(a31, c3, x);
+        x = LD(q2 + j);
+        DPBUSD_REG(a02, c0, x);
+        DPBUSD_REG(a12, c1, x);
+        DPBUSD_REG(a22, c2, x);
+        DPBUSD_REG(a32, c3, x);
+        x = LD(q3 + j);
+        DPBUSD_REG(a03, c0, x);
+        DPBUSD_REG(a13, c1, x);
+        DPBUSD_REG(a23, c2, x);
+        DPBUSD_REG(a33, c3, x);
+    }
+    const __m256i a[4][4] = {
+        {a00, a10, a20, a30}, {a01, a11, a21, a31}, {a02, a12, a22, a32}, {a03, a13, a23, a33}};
+    for (int t = 0; t < 4; t++)
+        for (int r = 0; r < 4; r++)
+            out[t * ldo + r] = (int32_t)((uint32_t)out[t * ldo + r] + (uint32_t)hsum256(a[t][r]));
+}
+
+static void gemm(const uint8_t *codes, size_t ldc, int nr, const int8_t *const *q, int nt,
+                 int64_t kn, int32_t *out, size_t ldo, bool group) {
+    if (nr == 4 && nt == 4 && !group) {
+        gemm_4x4(codes, ldc, q, kn, out, ldo);
+        return;
+    }
+    /* other shapes (edges, group mode): tiles of at most 2 rows, constant
+     * shapes so the accumulators stay in registers */
+    const int64_t ng = kn / 256;
+    for (int r = 0; r < nr; r += 2) {
+        const int n2 = nr - r < 2 ? nr - r : 2;
+        const uint8_t *c = codes + (size_t)r * ldc;
+        int32_t tmp[BN_TERN_NT * 2 * 64], *o = group ? tmp : out + r;
+        for (int64_t g0 = 0; g0 < (group ? ng : 1); g0 += 64) {
+            const int64_t gn = group ? (ng - g0 < 64 ? ng - g0 : 64) : 0,
+                          len = group ? 256 * gn : kn;
+            const int8_t *qq[BN_TERN_NT];
+            for (int t = 0; t < nt; t++) qq[t] = q[t] + 256 * g0;
+#define TILES(R)                                                                                   \
+    do {                                                                                           \
+        if (nt == 4)                                                                               \
+            gemm_tile(c + 256 * g0, ldc, R, qq, 4, len, o, ldo, group);                            \
+        else if (nt == 3)                                                                          \
+            gemm_tile(c + 256 * g0, ldc, R, qq, 3, len, o, ldo, group);                            \
+        else if (nt == 2)                                                                          \
+            gemm_tile(c + 256 * g0, ldc, R, qq, 2, len, o, ldo, group);                            \
+        else                                                                                       \
+            gemm_tile(c + 256 * g0, ldc, R, qq, 1, len, o, ldo, group);                            \
+    } while (0)
+            if (n2 == 2)
+                TILES(2);
+            else
+                TILES(1);
+#undef TILES
+            if (group) /* tmp[(t * n2 + i) * gn + g] to its place in out */
+                for (int t = 0; t < nt; t++)
+                    for (int i = 0; i < n2; i++)
+                        for (int64_t g = 0; g < gn; g++)
+                            out[(t * nr + r + i) * ng + g0 + g] = tmp[(t * n2 + i) * gn + g];
+        }
+    }
+}
+
+const bn_tern_kernels bn_tern_avx512 = {
+    .name = "avx512vnni",
+    /* the AVX2 mat-vecs for I2_S and TQ2_0: see the top of the file */
+    .gemv = {bn_tern_avx2_gemv_i2s, bn_tern_avx2_gemv_tq2, gemv_tq1},
+    .unpack = {unpack_i2s, unpack_tq2, unpack_tq1},
+    .gemm = gemm,
+    .cols_gemv = bn_tern_avx2_cols_gemv,
+    .cols_unpack = bn_tern_avx2_cols_unpack,
+    .lut_tables = bn_tern_avx2_lut_tables,
+    .lut_gemv = bn_tern_avx2_lut_gemv,
+    .lut_unpack = bn_tern_lut_unpack_c,
+};
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+#endif

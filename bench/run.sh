@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# bench/run.sh - the benchmark of record: generates the benchmark models,
+# measures this machine's memory read bandwidth, runs `bitnet bench` on each
+# model and prints one table: generation speed (tg), weight bytes read per
+# generated token, and the fraction of the bandwidth roofline reached
+# (roofline t/s = read bandwidth / bytes per token), plus prompt speed and
+# peak memory. The machine may be shared and noisy: the bandwidth is measured
+# again right before each model, and every ratio in the table is against
+# that measurement, taken in the same run.
+#
+# ReLU^2 models (2b4t) are also run with BITNET_CPU_SPARSE=0 (the ternary
+# kernels do not skip the zero activations after ReLU^2): the "dense" column
+# is comparable with the roofline; the default can exceed it.
+#
+# usage: bench/run.sh [options]
+#   -B DIR       build folder with bin/bitnet and bin/bench_bandwidth (default: build)
+#   -d DIR       where the models are generated and kept (default: bench/models)
+#   -s SHAPES    shapes to run (default: "2b4t large 7b 13b"; 7b and 13b only when
+#                the disk has room for them)
+#   -v VARIANTS  weight variants (default: "i2_s tq2_0+q6_k": TYPE or TYPE+EMBD_TYPE)
+#   -t LIST      thread counts (default 1,2)
+#   -p N -n N    prompt and generation lengths (default 128 and 64)
+#   -r N         repetitions (default 5)
+#   -h           this help
+# Output: the table on stdout; the raw CSV of every bitnet bench run and the
+# table are also written to DIR/results-DATE.{csv,md}.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+build="$root/build"
+models="$here/models"
+shapes="2b4t large 7b 13b"
+variants="i2_s tq2_0+q6_k"
+threads="1,2"
+n_prompt=128
+n_gen=64
+reps=5
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+while getopts "B:d:s:v:t:p:n:r:h" opt; do
+    case $opt in
+    B) build=$(cd "$OPTARG" && pwd) ;;
+    d) models=$OPTARG ;;
+    s) shapes=$OPTARG ;;
+    v) variants=$OPTARG ;;
+    t) threads=$OPTARG ;;
+    p) n_prompt=$OPTARG ;;
+    n) n_gen=$OPTARG ;;
+    r) reps=$OPTARG ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+    esac
+done
+
+bitnet="$build/bin/bitnet"
+bandwidth="$build/bin/bench_bandwidth"
+for b in "$bitnet" "$bandwidth"; do
+    [[ -x $b ]] || { echo "error: $b not found: build first (cmake --build $build -j2)" >&2; exit 1; }
+done
+mkdir -p "$models"
+stamp=$(date +%Y%m%d-%H%M%S)
+csv="$models/results-$stamp.csv"
+md="$models/results-$stamp.md"
+
+# Approximate file size in MB of a shape and variant (for the disk check).
+approx_mb() {
+    case $1 in
+    2b4t) echo 1300 ;; large) echo 400 ;; 7b) echo 2200 ;; 13b) echo 3800 ;; *) echo 2000 ;;
+    esac
+}
+
+free_mb() { df -Pm "$models" | awk 'NR == 2 { print $4 }'; }
+
+# ---- machine ----
+{
+    echo "## Machine and command"
+    echo
+    echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+    echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) logical CPUs; $(lscpu | sed -n 's/^L3 cache: *//p' | head -1) L3"
+    echo "- memory: $(free -g | awk '/^Mem:/ { print $2 }') GiB; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- command: bench/run.sh -s \"$shapes\" -v \"$variants\" -t $threads -p $n_prompt -n $n_gen -r $reps"
+    echo
+} | tee "$md"
+
+# ---- models ----
+declare -a files=()
+for shape in $shapes; do
+    for v in $variants; do
+        type=${v%%+*}
+        embd=""
+        [[ $v == *+* ]] && embd=${v#*+}
+        f="$models/$shape-$type${embd:+-$embd}.gguf"
+        if [[ ! -s $f ]]; then
+            need=$(($(approx_mb "$shape") + 2048))
+            if ((need > $(free_mb))); then
+                echo "note: skipping $shape $v: about $need MB needed, $(free_mb) MB free" >&2
+                continue
+            fi
+            echo "generating $f ..." >&2
+            "$bitnet" gen -o "$f.tmp" --shape "$shape" --type "$type" ${embd:+--embd-type "$embd"} >&2
+            mv "$f.tmp" "$f"
+        fi
+        files+=("$f")
+    done
+done
+((${#files[@]})) || { echo "error: no model to run" >&2; exit 1; }
+
+# ---- runs ----
+: >"$csv"
+header_done=0
+declare -A bw=()
+measure_bw() {
+    while read -r t g; do bw[$t]=$g; done < <("$bandwidth" -q -t "$threads" -r 5)
+}
+run_bench() { # FILE LABEL [env...]: appends "LABEL,GB/s,<bitnet bench csv row>" lines
+    local f=$1 label=$2 out col
+    shift 2
+    out=$(env "$@" "$bitnet" bench -m "$f" -p "$n_prompt" -n "$n_gen" -t "$threads" -r "$reps" \
+        -o csv 2>/dev/null)
+    ((header_done)) || { echo "label,read_gbps,$(head -1 <<<"$out")" >>"$csv"; header_done=1; }
+    col=$(head -1 <<<"$out" | tr , '\n' | grep -nx n_threads | cut -d: -f1)
+    tail -n +2 <<<"$out" | while IFS= read -r line; do
+        t=$(cut -d, -f"$col" <<<"$line")
+        echo "$label,${bw[$t]},$line"
+    done >>"$csv"
+}
+for f in "${files[@]}"; do
+    measure_bw
+    echo "bandwidth: $(for t in "${!bw[@]}"; do printf '%s threads %s GB/s; ' "$t" "${bw[$t]}"; done)" >&2
+    echo "running $f ..." >&2
+    run_bench "$f" default
+    info=$("$bitnet" info "$f" 2>/dev/null || true)
+    if grep -qF 'relu^2' <<<"$info"; then
+        run_bench "$f" dense BITNET_CPU_SPARSE=0
+    fi
+done
+
+# ---- table ----
+# csv: label, read_gbps, then bitnet bench's columns; found by name in the header line
+{
+    echo "## Results"
+    echo
+    echo "| model | type | head | threads | read GB/s | weights GB/token | roofline t/s | tg t/s | % roofline | tg t/s dense | % roofline dense | pp t/s | pp / tg | peak RSS MB | RSS - file - KV, MB |"
+    echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    awk -F, '
+    NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    {
+        key = $c["model"] "," $c["n_threads"]
+        if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+        model[key] = $c["model"]; type[key] = $c["model_type"]; head[key] = $c["head_type"]
+        thr[key] = $c["n_threads"]; bpt[key] = $c["weight_bytes_per_token"]
+        if ($1 == "default") bwv[key] = $2
+        v = $c["avg_ts"]; sd = $c["stddev_ts"]
+        if ($c["test"] ~ /^tg/) {
+            if ($1 == "default") { tg[key] = v; tgsd[key] = sd } else { tgd[key] = v; tgdsd[key] = sd }
+        } else if ($1 == "default") { pp[key] = v; ppsd[key] = sd }
+        r = $c["peak_rss_bytes"]
+        if ($1 == "default" && r > rss[key]) { rss[key] = r; extra[key] = r - $c["file_bytes"] - $c["kv_bytes"] }
+    }
+    END {
+        for (i = 1; i <= n; i++) {
+            k = order[i]
+            roof = bwv[k] * 1e9 / bpt[k]
+            dense = (k in tgd) ? sprintf("%.2f ± %.2f", tgd[k], tgdsd[k]) : "-"
+            densep = (k in tgd) ? sprintf("%.0f %%", 100 * tgd[k] / roof) : "-"
+            ratio = (k in tg && tg[k] > 0 && (k in pp)) ? sprintf("%.1fx", pp[k] / tg[k]) : "-"
+            printf "| %s | %s | %s | %s | %.1f | %.3f | %.1f | %.2f ± %.2f | %.0f %% | %s | %s | %.2f ± %.2f | %s | %.0f | %.0f |\n",
+                model[k], type[k], head[k], thr[k], bwv[k], bpt[k] / 1e9, roof, tg[k], tgsd[k],
+                100 * tg[k] / roof, dense, densep, pp[k], ppsd[k], ratio, rss[k] / 1e6, extra[k] / 1e6
+        }
+    }' "$csv"
+    echo
+    echo "tg = tg$n_gen, pp = pp$n_prompt, mean ± stddev over $reps runs after a warm-up. Roofline = read bandwidth"
+    echo "(bench_bandwidth, measured right before the model) / weight bytes per token. \"dense\": BITNET_CPU_SPARSE=0."
+    echo "Peak RSS is ru_maxrss of the bitnet bench process (all thread counts of that model)."
+} | tee -a "$md"
+echo >&2
+echo "raw results: $csv; table: $md" >&2

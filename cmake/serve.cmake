@@ -1,0 +1,26 @@
+# serve.cmake - `bitnet serve`, the OpenAI-compatible HTTP server in
+# tools/cmd_serve.c and tools/serve_*.c: libmicrohttpd (libmicrohttpd-dev) for
+# HTTP and cJSON (libcjson-dev) for JSON. Without them the command is still
+# there and says what to install.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SERVE_MHD IMPORTED_TARGET libmicrohttpd>=0.9.67)
+if(NOT TARGET PkgConfig::CJSON)
+  pkg_check_modules(CJSON IMPORTED_TARGET libcjson)
+endif()
+set(_serve_found OFF)
+if(SERVE_MHD_FOUND AND TARGET PkgConfig::CJSON)
+  set(_serve_found ON)
+endif()
+option(BITNET_SERVER "Build bitnet serve (needs libmicrohttpd-dev and libcjson-dev)" ${_serve_found})
+file(GLOB BITNET_SERVE_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tools/serve_*.c)
+if(BITNET_SERVER)
+  if(NOT _serve_found)
+    message(FATAL_ERROR "BITNET_SERVER=ON needs libmicrohttpd-dev (>= 0.9.67) and libcjson-dev")
+  endif()
+  target_link_libraries(bitnet_cli PRIVATE PkgConfig::SERVE_MHD PkgConfig::CJSON)
+  target_compile_definitions(bitnet_cli PRIVATE BITNET_HAVE_SERVER=1)
+  message(STATUS "bitnet: server ON (libmicrohttpd ${SERVE_MHD_VERSION})")
+else()
+  set_source_files_properties(${BITNET_SERVE_SOURCES} PROPERTIES HEADER_FILE_ONLY ON)
+  message(STATUS "bitnet: server OFF (libmicrohttpd-dev or libcjson-dev not found)")
+endif()

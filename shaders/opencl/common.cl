@@ -1,0 +1,106 @@
+/* common.cl - definitions shared by every OpenCL program of the backend; the
+ * host prepends this text to each program's source (backends/opencl/cl_program.c).
+ *
+ * OpenCL C 1.2. Build options the host may pass:
+ *   -DUSE_FP64   the device has cl_khr_fp64: combinations that the CPU
+ *                reference does in double (ternary scale products, RMS sums,
+ *                RoPE angles) are done in double too, so results match it bit
+ *                for bit in practice; without it they are f32.
+ *   -DUSE_DOT    the device has cl_khr_integer_dot_product (4x8-bit inputs):
+ *                the ternary kernels use the built-in dot(char4, char4).
+ *   -DWG=n       work-group size of the 1-D kernels (a power of two).
+ *
+ * Tensors are passed as a buffer and a byte offset (ulong), so one arena
+ * buffer holds many tensors without sub-buffer alignment rules. Contraction
+ * of a*b+c into fma is off: every device then rounds like the C reference. */
+#pragma OPENCL FP_CONTRACT OFF
+
+#ifdef USE_FP64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+typedef double real; /* wide accumulator for reference-matching combinations */
+#else
+typedef float real;
+#endif
+
+#ifndef WG
+#define WG 64
+#endif
+
+/* A typed pointer at byte offset off of a buffer. */
+#define AT(type, base, off) ((global type *)((global char *)(base) + (off)))
+#define CAT(type, base, off) ((global const type *)((global const char *)(base) + (off)))
+
+/* bfloat16 (the upper half of an f32) to float. */
+inline float bf16_to_f32(ushort h) {
+    return as_float((uint)h << 16);
+}
+
+/* DOT_BUILTIN: the integer dot product built-ins of cl_khr_integer_dot_product
+ * (dot(char4, char4), ...) are declared; the host builds with -cl-std=CL3.0
+ * for such devices, where the feature macro says so. */
+#ifdef USE_DOT
+#if defined(__opencl_c_integer_dot_product_input_4x8bit) || defined(cl_khr_integer_dot_product)
+#define DOT_BUILTIN 1
+#endif
+#endif
+
+/* Work-group reductions over WG items (every item of the group must call
+ * them; buf holds WG elements). The result is returned to every item. */
+inline float wg_sum_f(local float *buf, float v) {
+    const int l = get_local_id(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    buf[l] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {
+        if (l < s) buf[l] += buf[l + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return buf[0];
+}
+
+inline float wg_max_f(local float *buf, float v) {
+    const int l = get_local_id(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    buf[l] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {
+        if (l < s) buf[l] = fmax(buf[l], buf[l + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return buf[0];
+}
+
+inline int wg_sum_i(local int *buf, int v) {
+    const int l = get_local_id(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    buf[l] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {
+        if (l < s) buf[l] += buf[l + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return buf[0];
+}
+
+#ifdef USE_FP64
+inline double wg_sum_d(local double *buf, double v) {
+    const int l = get_local_id(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    buf[l] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {
+        if (l < s) buf[l] += buf[l + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return buf[0];
+}
+#define wg_sum_real wg_sum_d
+#else
+#define wg_sum_real wg_sum_f
+#endif
+
+/* The ACT_Q8 row layout (core/types.h bn_act_row): f32 s, i32 sum of q, then
+ * K int8 q, padded to a multiple of 8 bytes. */
+inline ulong act_row_bytes(int K) {
+    return ((ulong)K + 8 + 7) & ~(ulong)7;
+}
