@@ -8,7 +8,7 @@ requests/s, generated tokens/s, latency percentiles (whole request, and time
 to the first streamed token), errors, and the server's resident memory
 sampled every second (it should stay flat once warm).
 
-  python3 bench/serve_load.py                        # 8 clients, 60 s, models/default.gguf
+  python3 bench/serve_load.py                        # 8 clients, 60 s, models/demo.gguf
   python3 bench/serve_load.py --clients 8 --seconds 60 --parallel 4 --model M --json out.json
 """
 import argparse
@@ -26,7 +26,7 @@ import time
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ap.add_argument("--bin", default=os.path.join(root, "build", "bin", "bitnet"))
-ap.add_argument("--model", default=os.path.join(root, "models", "default.gguf"))
+ap.add_argument("--model", default=os.path.join(root, "models", "demo.gguf"))
 ap.add_argument("--clients", type=int, default=8)
 ap.add_argument("--seconds", type=float, default=60)
 ap.add_argument("--parallel", type=int, default=4, help="server slots")

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* strtok_r */
 #include "cli_devices.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "../graph/planner.h"
@@ -80,6 +81,12 @@ int cli_device_option(const char *cmd, int argc, char **argv, int *i, cli_device
         o->profile = v;
         return 1;
     }
+    if (!strcmp(a, "--profile-ops")) {
+        /* GPU timestamps per dispatch; the backends read it when they open a device
+         * and print a per-op table when they close (BITNET_PROFILE_OPS=1 does the same) */
+        setenv("BITNET_PROFILE_OPS", "1", 1);
+        return 1;
+    }
     return 0;
 }
 
@@ -95,7 +102,8 @@ void cli_device_help(FILE *o) {
             "  --gpu-mem BYTES       use at most this much memory per device other than cpu:0\n"
             "                        (suffixes K, M, G)\n"
             "  --tensor-split A,B,.. shares of the layers per device, in --devices order\n"
-            "  --profile FILE        device profiles from FILE (JSON) instead of measuring\n");
+            "  --profile FILE        device profiles from FILE (JSON) instead of measuring\n"
+            "  --profile-ops         time every GPU dispatch; a per-op table on stderr at exit\n");
 }
 
 void cli_device_apply(const cli_device_opts *o, bn_context_params *p) {
