@@ -30,7 +30,7 @@ ap.add_argument("--model", default=os.path.join(root, "models", "demo.gguf"))
 ap.add_argument("--clients", type=int, default=8)
 ap.add_argument("--seconds", type=float, default=60)
 ap.add_argument("--parallel", type=int, default=4, help="server slots")
-ap.add_argument("--ctx", type=int, default=1024, help="context of each slot")
+ap.add_argument("--ctx", type=int, default=0, help="context of each slot (0: the model's)")
 ap.add_argument("--max-tokens", type=int, default=64, help="largest max_tokens of a request")
 ap.add_argument("--url", help="use a running server (http://HOST:PORT); memory is not measured")
 ap.add_argument("--json", help="also write the results here")
@@ -42,7 +42,9 @@ if a.url:
     host, port = a.url.split("//")[1].rsplit(":", 1)
     port = int(port)
 else:
-    cmd = [a.bin, "serve", "-m", a.model, "--port", "0", "--parallel", str(a.parallel), "-c", str(a.ctx)]
+    cmd = [a.bin, "serve", "-m", a.model, "--port", "0", "--parallel", str(a.parallel)]
+    if a.ctx:
+        cmd += ["-c", str(a.ctx)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     r, _, _ = select.select([proc.stdout], [], [], 60)
     line = proc.stdout.readline() if r else ""
