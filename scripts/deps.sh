@@ -8,6 +8,7 @@ BITNET_PACKAGES=(
     libvulkan-dev libvulkan-volk-dev glslc mesa-vulkan-drivers vulkan-validationlayers
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd
     clang libclang-rt-14-dev valgrind
+    python3 # tests drive the server and write test checkpoints with its standard library
     libmicrohttpd-dev # HTTP for bitnet serve
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user # NEON kernels cross-built, run under qemu
 )
