@@ -297,7 +297,7 @@ static bn_status check_op(const bn_tensor *node, bn_err *err) {
                  SHAPE(node), SHAPE(a));
         return BN_OK;
     default:
-        FAIL(BN_ERR_UNSUPPORTED, "op %d is not implemented by the CPU backend", (int)node->op);
+        FAIL(BN_ERR_UNSUPPORTED, "unknown op id %d (not an op of graph/ir.h)", (int)node->op);
     }
 }
 

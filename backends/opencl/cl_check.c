@@ -208,7 +208,7 @@ static bn_status check_op(const clb_backend *be, const bn_tensor *node, bn_err *
         if (!same2(a, node)) BAD("result shape differs from the source's");
         return BN_OK;
     default:
-        UNSUP("op %d is not implemented by the OpenCL backend", (int)node->op);
+        UNSUP("unknown op id %d (not an op of graph/ir.h)", (int)node->op);
     }
 }
 

@@ -192,7 +192,7 @@ static bn_status check_op(const vk_backend *be, const bn_tensor *node, bn_err *e
         if (!same_shape(a, node)) FAIL(BN_ERR_INVALID_ARG, "result shape differs from source");
         return BN_OK;
     default:
-        FAIL(BN_ERR_UNSUPPORTED, "op %d is not implemented by the Vulkan backend", (int)node->op);
+        FAIL(BN_ERR_UNSUPPORTED, "unknown op id %d (not an op of graph/ir.h)", (int)node->op);
     }
 }
 
