@@ -288,8 +288,8 @@ TEST(test_kernels) {
             for (int a = 0; a < 7; a++) {
                 const int64_t K = Ks[a];
                 if (type != BN_TYPE_I2_S && K % 256) continue;
-                const int64_t Ns[] = {1, 5, 33};
-                for (int b = 0; b < 3; b++)
+                const int64_t Ns[] = {1, 4, 5, 33}; /* rows 1.. : 3, 4, 32 */
+                for (int b = 0; b < 4; b++)
                     for (int kind = W_RANDOM; kind <= W_RAWBYTES; kind++) {
                         if (kind == W_RAWBYTES && type != BN_TYPE_TQ1_0) continue;
                         if (kind == W_CODE3 && type == BN_TYPE_TQ1_0) continue;
@@ -440,6 +440,50 @@ static int check_node_fill(const wdata *w, int64_t T, int fill, double zeros, bo
 static int check_node(const wdata *w, int64_t T, double zeros, bool relu, bt_rng *r,
                       const char *what) {
     return check_node_fill(w, T, 0, zeros, relu, r, what);
+}
+
+/* Rows as long as FORMATS.md allows (K = 2^23): lanes of the kernels'
+ * accumulators near and past their int32 range. I2_S +1 weights against
+ * q = -128 give C = -2^31 exactly. TQ2_0 code 3 against q = 127 gives a C
+ * that wraps in int32 (S = C - Q still fits, which is what the driver uses),
+ * so it is compared modulo 2^32; in a kernel that keeps the field shifted up
+ * (ternary_avx512.c) one lane would pass 2^31 without its chunking. Then a
+ * random row past one chunk of 2^20 elements. */
+TEST(test_long_rows) {
+    bt_rng r = rng(7);
+    const int64_t K = (int64_t)1 << 23;
+    wdata i2s = make_weight(BN_TYPE_I2_S, K, 1, W_PLUS, true, &r);
+    wdata tq2 = make_weight(BN_TYPE_TQ2_0, K, 1, W_ALL3, true, &r);
+    int8_t *qm = malloc((size_t)K), *qp = malloc((size_t)K);
+    assert_non_null(qm);
+    assert_non_null(qp);
+    memset(qm, -128, (size_t)K);
+    memset(qp, 127, (size_t)K);
+    const int64_t Kr = ((int64_t)1 << 21) + 384;
+    wdata rnd = make_weight(BN_TYPE_I2_S, Kr, 3, W_RANDOM, true, &r);
+    uint8_t *acts = make_acts(Kr, 1, 0, 0, &r);
+    for (int ti = 0; ti < N_TABLES; ti++) {
+        const bn_tern_kernels *ks = bn_cpu_ternary_table(table_names[ti]);
+        if (!ks) continue;
+        int32_t out = 0;
+        const bn_tern_w ki = kw(&i2s, true), kt = kw(&tq2, true);
+        ks->gemv[BN_TK_I2S](&ki, 0, 1, qm, &out, false);
+        if ((int64_t)out != 2 * -128 * K)
+            fail_msg("%s gemv I2_S K 2^23: %d, want %lld", ks->name, out,
+                     (long long)(2 * -128 * K));
+        ks->gemv[BN_TK_TQ2](&kt, 0, 1, qp, &out, false);
+        const uint32_t want = (uint32_t)(3 * 127 * K); /* C mod 2^32 */
+        if ((uint32_t)out != want)
+            fail_msg("%s gemv TQ2_0 K 2^23 code 3: %u, want %u mod 2^32", ks->name, (uint32_t)out,
+                     want);
+        check_gemv(ks, &rnd, acts, true, "K 2^21 + 384");
+    }
+    free(acts);
+    free(rnd.data);
+    free(qm);
+    free(qp);
+    free(i2s.data);
+    free(tq2.data);
 }
 
 TEST(test_nodes) {
@@ -645,6 +689,7 @@ int main(void) {
         cmocka_unit_test(test_dispatch),      cmocka_unit_test(test_kernels),
         cmocka_unit_test(test_nodes),         cmocka_unit_test(test_sparse_columns),
         cmocka_unit_test(test_lookup_tables), cmocka_unit_test(test_prepare_owners),
+        cmocka_unit_test(test_long_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,7 +85,9 @@ typedef struct bn_tern_kernels {
     bool lut_for_tq1;
 
     /* C of rows [r0, r1) for one token q[0..K): row mode out[r - r0]; group
-     * mode (TQ types) out[(r - r0) * (K/256) + g]. */
+     * mode (TQ types) out[(r - r0) * (K/256) + g]. The rows may be read in
+     * any order (the VNNI mat-vecs pair rows half the range apart); the
+     * driver passes a thread's whole share in one call in row mode. */
     void (*gemv[BN_TK_NTYPES])(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q,
                                int32_t *out, bool group);
     /* Codes (bytes) of rows [r0, r1), elements [k0, k0 + kn) (multiples of

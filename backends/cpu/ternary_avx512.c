@@ -13,13 +13,9 @@
  * per 32 elements of a 4-row x 4-token tile; 187 GMAC/s on one Zen 4 core
  * against 113 for AVX2 (bench/RESULTS.md). TQ1_0 unpacks as in the AVX2 file
  * (unsigned compares into masks here): its mat-vec is 1.4x the AVX2 one.
- * The I2_S and TQ2_0 mat-vecs are the AVX2 ones: a VNNI mat-vec using each
- * 2-bit field in place (w & (3 << s) = c * 2^s into per-field accumulators, 4
- * ANDs and 4 dot products per 128 weights, shifted down at the end) was 1.2x
- * faster than AVX2 in bench_ternary_kernels but 10 % slower inside `bitnet
- * bench` decode on the same machine (perf cycle counts against the output
- * head, repeated), so decode keeps AVX2. The column and lookup-table entries
- * are the AVX2 ones too. */
+ * The I2_S and TQ2_0 mat-vecs use each 2-bit field in place (4 ANDs and 4
+ * dot products per 128 weights, see below). The column and lookup-table
+ * entries are the AVX2 ones. */
 #include "ternary.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -97,6 +93,226 @@ static void unpack_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, i
                 for (int l = 0; l < 4; l++) ST(c + 256 * b + 128 * h + 32 * l, field(v, 2 * l));
             }
     }
+}
+
+/* ---- I2_S and TQ2_0 mat-vecs: each 2-bit field used in place ----
+ * w & (3 << s) is c * 2^s for the field at shift s, so vpdpbusd of the masked
+ * bytes against the activations adds 2^s times that field's code sums. Each
+ * shift has its own accumulators; at the end every lane, a multiple of 2^s,
+ * is shifted down exactly and the four are added. Per 128 weights: one
+ * weight load, 4 ANDs, 4 dot products (with their activation loads), against
+ * AVX2's 3 shifts, 4 ANDs, 4 maddubs and the int16 adds and widening: 1.3x
+ * the AVX2 mat-vec from memory on Zen 4 (bench/RESULTS.md).
+ *
+ * Range: a lane adds 4 products per 32-byte vector, each at most 192 * 128
+ * (I2_S code 3 at shift 6 before the fix below; 128 * 128 after it), so a
+ * lane stays below 2^31 for 2^20 elements: longer rows go in chunks of that
+ * many, added in wrapping uint32 arithmetic like the driver's sums. */
+#define INPLACE_CHUNK ((int64_t)1 << 20) /* elements */
+
+/* Keeps v in a register. Without it GCC folds the weight load into each of
+ * the four ANDs: four loads of the same 32 bytes, and loads bound this loop. */
+#define IN_REG(v) __asm__("" : "+v"(v))
+
+/* a6 += (w & 0xc0) . q6, a4 += (w & 0x30) . q4, a2 += (w & 0x0c) . q2,
+ * a0 += (w & 0x03) . q0 (m6..m0: those masks in every byte). */
+#define FIELDS(a6, a4, a2, a0, w, q6, q4, q2, q0)                                                  \
+    do {                                                                                           \
+        DPBUSD(a6, _mm256_and_si256(w, m6), LD(q6));                                               \
+        DPBUSD(a4, _mm256_and_si256(w, m4), LD(q4));                                               \
+        DPBUSD(a2, _mm256_and_si256(w, m2), LD(q2));                                               \
+        DPBUSD(a0, _mm256_and_si256(w, m0), LD(q0));                                               \
+    } while (0)
+
+#define INPLACE_MASKS                                                                              \
+    const __m256i m6 = _mm256_set1_epi8((char)0xc0), m4 = _mm256_set1_epi8(0x30),                  \
+                  m2 = _mm256_set1_epi8(0x0c), m0 = _mm256_set1_epi8(0x03)
+
+/* sum over lanes of a6 / 64 + a4 / 16 + a2 / 4 + a0 (exact shifts) */
+INLINE uint32_t fields_sum(__m256i a6, __m256i a4, __m256i a2, __m256i a0) {
+    __m256i s =
+        _mm256_add_epi32(_mm256_add_epi32(_mm256_srai_epi32(a6, 6), _mm256_srai_epi32(a4, 4)),
+                         _mm256_add_epi32(_mm256_srai_epi32(a2, 2), a0));
+    return (uint32_t)hsum256(s);
+}
+
+/* The same with activations already in registers (two rows share them). */
+#define FIELDS_R(a6, a4, a2, a0, w, x6, x4, x2, x0)                                                \
+    do {                                                                                           \
+        DPBUSD_REG(a6, _mm256_and_si256(w, m6), x6);                                               \
+        DPBUSD_REG(a4, _mm256_and_si256(w, m4), x4);                                               \
+        DPBUSD_REG(a2, _mm256_and_si256(w, m2), x2);                                               \
+        DPBUSD_REG(a0, _mm256_and_si256(w, m0), x0);                                               \
+    } while (0)
+
+/* Rows go in pairs half a call's range apart: row r0 + i with row r0 + h + i.
+ * Two streams that far apart (megabytes in a model) read from memory at the
+ * full bandwidth and share the activation loads; one row at a time reaches
+ * about 80 % of it, and two adjacent rows in lockstep a third (measured on the
+ * 2B-4T file's weights, bench/RESULTS.md): the hardware prefetchers lose
+ * streams that interleave within a few kilobytes. */
+#define PAIRED_ROWS(r0, r1, PAIR, ONE)                                                             \
+    do {                                                                                           \
+        const int64_t n_ = (r1) - (r0), h_ = (n_ + 1) / 2;                                         \
+        for (int64_t i_ = 0; i_ < n_ - h_; i_++) PAIR((r0) + i_, (r0) + h_ + i_, i_, h_ + i_);     \
+        if (n_ & 1) ONE((r0) + h_ - 1, h_ - 1);                                                    \
+    } while (0)
+
+/* I2_S: element 32j + b of a block in byte b at shift 6 - 2j, so field shift
+ * 6 - 2j meets q + 32j. One row (two blocks a step, 8 accumulators). */
+INLINE int32_t i2s_row_inplace(const uint8_t *p, const int8_t *q, int64_t nb, bool fix) {
+    INPLACE_MASKS;
+    uint32_t total = 0;
+    for (int64_t c0 = 0; c0 < nb; c0 += INPLACE_CHUNK / 128) {
+        const int64_t c1 = nb - c0 < INPLACE_CHUNK / 128 ? nb : c0 + INPLACE_CHUNK / 128;
+        __m256i a6 = _mm256_setzero_si256(), a4 = a6, a2 = a6, a0 = a6, b6 = a6, b4 = a6, b2 = a6,
+                b0 = a6;
+        int64_t b = c0;
+        for (; b + 2 <= c1; b += 2) {
+            __m256i w = LD(p + 32 * b), v = LD(p + 32 * b + 32);
+            if (fix) w = i2s_fix(w), v = i2s_fix(v);
+            IN_REG(w);
+            IN_REG(v);
+            const int8_t *x = q + 128 * b;
+            FIELDS(a6, a4, a2, a0, w, x, x + 32, x + 64, x + 96);
+            FIELDS(b6, b4, b2, b0, v, x + 128, x + 160, x + 192, x + 224);
+        }
+        if (b < c1) {
+            __m256i w = LD(p + 32 * b);
+            if (fix) w = i2s_fix(w);
+            IN_REG(w);
+            const int8_t *x = q + 128 * b;
+            FIELDS(a6, a4, a2, a0, w, x, x + 32, x + 64, x + 96);
+        }
+        total += fields_sum(_mm256_add_epi32(a6, b6), _mm256_add_epi32(a4, b4),
+                            _mm256_add_epi32(a2, b2), _mm256_add_epi32(a0, b0));
+    }
+    return (int32_t)total;
+}
+
+/* Two I2_S rows p and p1 in lockstep, one block a step (8 accumulators). */
+INLINE void i2s_pair_inplace(const uint8_t *p, const uint8_t *p1, const int8_t *q, int64_t nb,
+                             bool fix, int32_t *o, int32_t *o1) {
+    INPLACE_MASKS;
+    uint32_t t = 0, t1 = 0;
+    for (int64_t c0 = 0; c0 < nb; c0 += INPLACE_CHUNK / 128) {
+        const int64_t c1 = nb - c0 < INPLACE_CHUNK / 128 ? nb : c0 + INPLACE_CHUNK / 128;
+        __m256i a6 = _mm256_setzero_si256(), a4 = a6, a2 = a6, a0 = a6, b6 = a6, b4 = a6, b2 = a6,
+                b0 = a6;
+        for (int64_t b = c0; b < c1; b++) {
+            __m256i w = LD(p + 32 * b), v = LD(p1 + 32 * b);
+            if (fix) w = i2s_fix(w), v = i2s_fix(v);
+            IN_REG(w);
+            IN_REG(v);
+            const int8_t *x = q + 128 * b;
+            const __m256i x0 = LD(x), x1 = LD(x + 32), x2 = LD(x + 64), x3 = LD(x + 96);
+            FIELDS_R(a6, a4, a2, a0, w, x0, x1, x2, x3);
+            FIELDS_R(b6, b4, b2, b0, v, x0, x1, x2, x3);
+        }
+        t += fields_sum(a6, a4, a2, a0);
+        t1 += fields_sum(b6, b4, b2, b0);
+    }
+    *o = (int32_t)t;
+    *o1 = (int32_t)t1;
+}
+
+static void gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q, int32_t *out,
+                     bool group) {
+    (void)group; /* one scale: always row mode */
+    const int64_t nb = w->K / 128;
+    const size_t rb = w->row_bytes;
+#define ROW(r) (w->data + (size_t)(r)*rb)
+#define PAIR(ra, rb_, ia, ib) i2s_pair_inplace(ROW(ra), ROW(rb_), q, nb, FIX, &out[ia], &out[ib])
+#define ONE(r, i) (out[i] = i2s_row_inplace(ROW(r), q, nb, FIX))
+    if (w->clean) {
+#define FIX false
+        PAIRED_ROWS(r0, r1, PAIR, ONE);
+#undef FIX
+    } else {
+#define FIX true
+        PAIRED_ROWS(r0, r1, PAIR, ONE);
+#undef FIX
+    }
+#undef ONE
+#undef PAIR
+#undef ROW
+}
+
+/* TQ2_0 (row mode): element 128h + 32l + m of a block in qs[32h + m] at shift
+ * 2l, so field shift 2l of half h meets q + 128h + 32l. One row: a block (two
+ * halves, 8 accumulators) a step. */
+INLINE int32_t tq2_row_inplace(const uint8_t *p, const int8_t *q, int64_t nb) {
+    INPLACE_MASKS;
+    uint32_t total = 0;
+    for (int64_t c0 = 0; c0 < nb; c0 += INPLACE_CHUNK / 256) {
+        const int64_t c1 = nb - c0 < INPLACE_CHUNK / 256 ? nb : c0 + INPLACE_CHUNK / 256;
+        __m256i a6 = _mm256_setzero_si256(), a4 = a6, a2 = a6, a0 = a6, b6 = a6, b4 = a6, b2 = a6,
+                b0 = a6;
+        for (int64_t b = c0; b < c1; b++) {
+            __m256i lo = LD(p + 66 * b), hi = LD(p + 66 * b + 32);
+            IN_REG(lo);
+            IN_REG(hi);
+            const int8_t *x = q + 256 * b;
+            FIELDS(a6, a4, a2, a0, lo, x + 96, x + 64, x + 32, x);
+            FIELDS(b6, b4, b2, b0, hi, x + 224, x + 192, x + 160, x + 128);
+        }
+        total += fields_sum(_mm256_add_epi32(a6, b6), _mm256_add_epi32(a4, b4),
+                            _mm256_add_epi32(a2, b2), _mm256_add_epi32(a0, b0));
+    }
+    return (int32_t)total;
+}
+
+/* Two TQ2_0 rows in lockstep: per half block, the four activation vectors
+ * are loaded once for both rows (16 accumulators, 4 activations, 4 weights
+ * and 4 masks: 28 of the 32 registers). */
+INLINE void tq2_pair_inplace(const uint8_t *p, const uint8_t *p1, const int8_t *q, int64_t nb,
+                             int32_t *o, int32_t *o1) {
+    INPLACE_MASKS;
+    uint32_t t = 0, t1 = 0;
+    for (int64_t c0 = 0; c0 < nb; c0 += INPLACE_CHUNK / 256) {
+        const int64_t c1 = nb - c0 < INPLACE_CHUNK / 256 ? nb : c0 + INPLACE_CHUNK / 256;
+        __m256i a6 = _mm256_setzero_si256(), a4 = a6, a2 = a6, a0 = a6, b6 = a6, b4 = a6, b2 = a6,
+                b0 = a6, c6 = a6, c4 = a6, c2 = a6, cc0 = a6, d6 = a6, d4 = a6, d2 = a6, d0 = a6;
+        for (int64_t b = c0; b < c1; b++) {
+            __m256i wl = LD(p + 66 * b), wh = LD(p + 66 * b + 32), vl = LD(p1 + 66 * b),
+                    vh = LD(p1 + 66 * b + 32);
+            IN_REG(wl);
+            IN_REG(wh);
+            IN_REG(vl);
+            IN_REG(vh);
+            const int8_t *x = q + 256 * b;
+            __m256i x0 = LD(x), x1 = LD(x + 32), x2 = LD(x + 64), x3 = LD(x + 96);
+            FIELDS_R(a6, a4, a2, a0, wl, x3, x2, x1, x0);
+            FIELDS_R(c6, c4, c2, cc0, vl, x3, x2, x1, x0);
+            x0 = LD(x + 128), x1 = LD(x + 160), x2 = LD(x + 192), x3 = LD(x + 224);
+            FIELDS_R(b6, b4, b2, b0, wh, x3, x2, x1, x0);
+            FIELDS_R(d6, d4, d2, d0, vh, x3, x2, x1, x0);
+        }
+        t += fields_sum(_mm256_add_epi32(a6, b6), _mm256_add_epi32(a4, b4),
+                        _mm256_add_epi32(a2, b2), _mm256_add_epi32(a0, b0));
+        t1 += fields_sum(_mm256_add_epi32(c6, d6), _mm256_add_epi32(c4, d4),
+                         _mm256_add_epi32(c2, d2), _mm256_add_epi32(cc0, d0));
+    }
+    *o = (int32_t)t;
+    *o1 = (int32_t)t1;
+}
+
+/* Group mode (blocks with their own scales) is the AVX2 mat-vec's. */
+static void gemv_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q, int32_t *out,
+                     bool group) {
+    if (group) {
+        bn_tern_avx2_gemv_tq2(w, r0, r1, q, out, group);
+        return;
+    }
+    const int64_t nb = w->K / 256;
+    const size_t rb = w->row_bytes;
+#define ROW(r) (w->data + (size_t)(r)*rb)
+#define PAIR(ra, rb_, ia, ib) tq2_pair_inplace(ROW(ra), ROW(rb_), q, nb, &out[ia], &out[ib])
+#define ONE(r, i) (out[i] = tq2_row_inplace(ROW(r), q, nb))
+    PAIRED_ROWS(r0, r1, PAIR, ONE);
+#undef ONE
+#undef PAIR
+#undef ROW
 }
 
 /* ---- TQ1_0: base-3 digits, as in ternary_avx2.c ----
@@ -292,8 +508,7 @@ static void gemm(const uint8_t *codes, size_t ldc, int nr, const int8_t *const *
 
 const bn_tern_kernels bn_tern_avx512 = {
     .name = "avx512vnni",
-    /* the AVX2 mat-vecs for I2_S and TQ2_0: see the top of the file */
-    .gemv = {bn_tern_avx2_gemv_i2s, bn_tern_avx2_gemv_tq2, gemv_tq1},
+    .gemv = {gemv_i2s, gemv_tq2, gemv_tq1},
     .unpack = {unpack_i2s, unpack_tq2, unpack_tq1},
     .gemm = gemm,
     .cols_gemv = bn_tern_avx2_cols_gemv,

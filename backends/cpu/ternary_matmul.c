@@ -23,7 +23,7 @@
 #include "cpu_internal.h"
 #include "ternary.h"
 
-#define TERN_GEMV_ROWS 64   /* rows per gemv call (row mode) */
+#define TERN_GEMV_ROWS 64   /* rows per gemv call: group mode, lookup tables */
 #define TERN_GROUP_MAX 4096 /* outputs per gemv call in group mode */
 #define TERN_TT 128         /* tokens per GEMM tile */
 #define TERN_KC 8192        /* elements per K chunk (a multiple of 256) */
@@ -55,20 +55,28 @@ static inline double block_scale(const mm *m, int64_t r, int64_t g) {
     return (double)bn_cpu_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
 }
 
-/* Row mode: y from S = C - Q. */
-static inline float finish_row(const mm *m, int32_t S, float s) {
-    double acc;
-    if (m->w.ti == BN_TK_I2S) {
-        acc = (double)m->scale * (double)S;
-    } else {
-        acc = 0.0;
-        acc += (double)m->scale * (double)S;
-    }
-    return (float)(acc / (double)s);
-}
-
 static inline int32_t sub_wrap(int32_t c, int32_t q) {
     return (int32_t)((uint32_t)c - (uint32_t)q);
+}
+
+/* Row mode: y from S = C - sum, for n rows of code sums C:
+ *   I2_S: y = (float)(d * S / s);   TQ: y = (float)((0.0 + d * S) / s)
+ * (the reference's arithmetic, cpu_matmul.c). The type is tested once so
+ * the compiler can vectorize the divisions: one per output row, a few percent
+ * of decode when done one at a time. */
+static void finish_rows(const mm *m, const int32_t *C, int64_t n, int32_t sum, float s, float *y) {
+    const double d = m->scale, sd = s;
+    if (m->w.ti == BN_TK_I2S)
+        for (int64_t i = 0; i < n; i++) y[i] = (float)(d * (double)sub_wrap(C[i], sum) / sd);
+    else
+        for (int64_t i = 0; i < n; i++)
+            y[i] = (float)((0.0 + d * (double)sub_wrap(C[i], sum)) / sd);
+}
+
+static inline float finish_row(const mm *m, int32_t S, float s) {
+    float y;
+    finish_rows(m, &S, 1, 0, s, &y);
+    return y;
 }
 
 /* Sums of q over each 256-element block g0 .. g0 + ng - 1. */
@@ -108,9 +116,10 @@ size_t bn_tern_scratch(const bn_tensor *node) {
     if (node->op != BN_OP_MATMUL_TERNARY || !bn_type_is_ternary(w->type)) return 0;
     const int64_t K = w->ne[0], N = w->ne[1], G = K / 256, kc = kchunk(K);
     const int64_t npad = (N + 127) / 128 * 128, gpad = ((K + 2) / 3 + 7) / 8 * 8;
-    /* gemv */
+    /* gemv: group mode in calls of group_rows(G) rows; row mode in one call
+     * per thread (the kernels may pair rows far apart in that range) */
     int64_t outs = group_rows(G) * (G ? G : 1);
-    if (outs < TERN_GEMV_ROWS) outs = TERN_GEMV_ROWS;
+    if (outs < N) outs = N;
     size_t gemv = bn_cpu_round_up((size_t)outs * 4) + bn_cpu_round_up((size_t)(G + 1) * 4) +
                   bn_cpu_round_up((size_t)K);
     /* column layout gemv: outputs, then the kernel's scratch */
@@ -137,7 +146,7 @@ size_t bn_tern_scratch(const bn_tensor *node) {
 
 static void rows_gemv(const mm *m, int64_t lo, int64_t hi, void *scratch) {
     carve c = {scratch};
-    const int64_t G = m->G, per = m->group ? group_rows(G) : TERN_GEMV_ROWS;
+    const int64_t G = m->G, per = m->group ? group_rows(G) : hi - lo;
     int32_t *out = take(&c, (size_t)(m->group ? per * G : per) * 4);
     int32_t *qg = take(&c, (size_t)(G + 1) * 4);
     /* the activations 64-byte aligned (in a bn_act_row they start at byte 8):
@@ -151,16 +160,15 @@ static void rows_gemv(const mm *m, int64_t lo, int64_t hi, void *scratch) {
         for (int64_t r0 = lo; r0 < hi; r0 += per) {
             const int64_t r1 = hi - r0 < per ? hi : r0 + per;
             m->ks->gemv[m->w.ti](&m->w, r0, r1, qa, out, m->group);
+            if (!m->group) {
+                finish_rows(m, out, r1 - r0, a->sum, a->s, y + r0);
+                continue;
+            }
             for (int64_t r = r0; r < r1; r++) {
-                if (m->group) {
-                    double acc = 0.0;
-                    for (int64_t g = 0; g < G; g++)
-                        acc +=
-                            block_scale(m, r, g) * (double)sub_wrap(out[(r - r0) * G + g], qg[g]);
-                    y[r] = (float)(acc / (double)a->s);
-                } else {
-                    y[r] = finish_row(m, sub_wrap(out[r - r0], a->sum), a->s);
-                }
+                double acc = 0.0;
+                for (int64_t g = 0; g < G; g++)
+                    acc += block_scale(m, r, g) * (double)sub_wrap(out[(r - r0) * G + g], qg[g]);
+                y[r] = (float)(acc / (double)a->s);
             }
         }
     }
@@ -276,8 +284,7 @@ static void cols_gemv_path(const mm *m, int64_t lo, int64_t hi, void *scratch) {
     for (int64_t t = 0; t < m->T; t++) {
         const bn_act_row *a = act(m, t);
         f(cw, lo, r1, a->q, out, ks);
-        float *y = yrow(m, t);
-        for (int64_t r = lo; r < hi; r++) y[r] = finish_row(m, sub_wrap(out[r - lo], a->sum), a->s);
+        finish_rows(m, out, hi - lo, a->sum, a->s, yrow(m, t) + lo);
     }
 }
 
@@ -296,7 +303,7 @@ static void lut_gemv_path(const mm *m, int64_t lo, int64_t hi, void *scratch) {
         for (int64_t r0 = lo; r0 < hi; r0 += TERN_GEMV_ROWS) {
             const int64_t r1 = hi - r0 < TERN_GEMV_ROWS ? hi : r0 + TERN_GEMV_ROWS;
             ks->lut_gemv(lw, r0 / 32, (r1 + 31) / 32, tab, out);
-            for (int64_t r = r0; r < r1; r++) y[r] = finish_row(m, out[r - r0], a->s);
+            finish_rows(m, out, r1 - r0, 0, a->s, y + r0); /* the table gives S */
         }
     }
 }
