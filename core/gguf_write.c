@@ -42,6 +42,8 @@ typedef struct wtensor {
 
 enum { DECLARING, WRITING, FINISHED, FAILED };
 
+#define WRITE_BUF ((size_t)4 << 20) /* stdio buffer of the output file */
+
 struct gguf_writer {
     wkv *kvs;
     size_t n_kv, cap_kv;
@@ -50,6 +52,7 @@ struct gguf_writer {
     bn_err deferred; /* first error of a void setter; code BN_OK when none */
     int state;
     FILE *fp;
+    char *iobuf; /* fp's buffer, WRITE_BUF bytes */
     char *path;
     uint32_t alignment;
     size_t next;      /* index of the next tensor to write */
@@ -88,6 +91,7 @@ void gguf_writer_free(gguf_writer *w) {
     free(w->kvs);
     free(w->tensors);
     free(w->path);
+    free(w->iobuf);
     free(w);
 }
 
@@ -411,6 +415,14 @@ bn_status gguf_writer_begin(gguf_writer *w, const char *path, bn_err *err) {
         w->state = FAILED;
         return BN_ERR_IO;
     }
+    /* Writes go out in WRITE_BUF pieces at multiples of WRITE_BUF in the file
+     * (stdio flushes a full buffer; larger fwrites pass straight through in
+     * whole buffers). Linux then caches the file in large folios, which a
+     * model mapping uses as 2 MiB pages: decode reads the weights about 10 %
+     * faster than from 4 KiB pages (bench/RESULTS.md). Without the buffer
+     * the default one (4 KiB) is used. */
+    w->iobuf = malloc(WRITE_BUF);
+    if (w->iobuf) setvbuf(w->fp, w->iobuf, _IOFBF, WRITE_BUF);
     w->state = WRITING;
 
     uint8_t hdr[24];
