@@ -8,9 +8,13 @@
  * otherwise; the result is kept so the loads cannot be optimised away). The
  * figure reported per thread count is the best pass (bytes / wall time of the
  * slowest thread), in GB/s = 1e9 bytes per second, the unit bitnet bench uses
- * for model sizes. Pages are ordinary 4 KiB pages, like the model mapping.
+ * for model sizes. Pages are ordinary 4 KiB pages, or with -H transparent
+ * huge pages (2 MiB, MADV_HUGEPAGE), as a model mapping gets when the file is
+ * cached in large folios (core/os.c); -H reports how much of the buffer got
+ * them. Huge pages read faster here (fewer TLB misses), so bench/run.sh takes
+ * the larger of the two figures as the roofline.
  *
- * usage: bench_bandwidth [-s MIB] [-t 1,2] [-r REPS] [-q]
+ * usage: bench_bandwidth [-s MIB] [-t 1,2] [-r REPS] [-H] [-q]
  *   -q prints only "THREADS GBPS" lines (for scripts). */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -134,17 +138,40 @@ static double pass(const uint8_t *buf, size_t size, int nt, read_fn fn, uint64_t
     return (double)per * nt / (t1 - t0) / 1e9;
 }
 
+/* Share of the buffer at p in huge pages: AnonHugePages / Rss of its
+ * mapping in /proc/self/smaps (0 when that cannot be read). */
+static double huge_share(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return 0;
+    char line[256];
+    int in = 0;
+    double rss = 0, huge = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+            continue;
+        }
+        double v;
+        if (in && sscanf(line, "Rss: %lf", &v) == 1) rss = v;
+        if (in && sscanf(line, "AnonHugePages: %lf", &v) == 1) huge = v;
+    }
+    fclose(f);
+    return rss > 0 ? huge / rss : 0;
+}
+
 static void usage(FILE *o) {
-    fprintf(o, "usage: bench_bandwidth [-s MIB] [-t 1,2] [-r REPS] [-q]\n\n"
+    fprintf(o, "usage: bench_bandwidth [-s MIB] [-t 1,2] [-r REPS] [-H] [-q]\n\n"
                "Measures memory read bandwidth over a buffer of MIB MiB (default 1024),\n"
                "best of REPS passes (default 5) per thread count (default 1,2).\n"
+               "  -H   transparent huge pages (2 MiB) instead of 4 KiB pages\n"
                "  -q   print only \"THREADS GBPS\" lines\n");
 }
 
 int main(int argc, char **argv) {
     long mib = 1024, reps = 5;
     int threads[MAX_THREADS], nthreads = 0;
-    int quiet = 0;
+    int quiet = 0, huge = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -152,6 +179,8 @@ int main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "-q")) {
             quiet = 1;
+        } else if (!strcmp(a, "-H")) {
+            huge = 1;
         } else if ((!strcmp(a, "-s") || !strcmp(a, "-r") || !strcmp(a, "-t")) && i + 1 < argc) {
             const char *v = argv[++i];
             char *end;
@@ -194,6 +223,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "error: cannot allocate %ld MiB\n", mib);
         return 1;
     }
+#ifdef MADV_HUGEPAGE
+    (void)madvise(buf, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+#endif
     for (size_t i = 0; i < size; i += 4096) buf[i] = (uint8_t)(i >> 12); /* fault every page in */
     memset(buf, 1, size);
 
@@ -210,9 +242,10 @@ int main(int argc, char **argv) {
     }
 #endif
     if (!quiet)
-        printf("# bench_bandwidth: %ld MiB buffer, %s loads, best of %ld passes\n"
-               "threads     GB/s\n",
-               mib, isa, reps);
+        printf("# bench_bandwidth: %ld MiB buffer, %s loads, %s pages, best of %ld passes\n", mib,
+               isa, huge ? "huge (2 MiB)" : "4 KiB", reps);
+    if (!quiet && huge) printf("# %.0f %% of the buffer in huge pages\n", 100.0 * huge_share(buf));
+    if (!quiet) printf("threads     GB/s\n");
     uint64_t sink = 0;
     pass(buf, size, 1, fn, &sink); /* warm-up: TLB, frequency */
     for (int k = 0; k < nthreads; k++) {
