@@ -80,16 +80,67 @@ INLINE int32_t i2s_row(const uint8_t *p, const int8_t *q, int64_t nb, bool fix) 
     return hsum32(_mm256_add_epi32(a0, a1));
 }
 
+/* Two rows p and p1 at once, sharing the activation loads: the int16 sums of
+ * one block each (as i2s_block). */
+INLINE void i2s_block2(const uint8_t *p, const uint8_t *p1, const int8_t *q, bool fix, __m256i *sp,
+                       __m256i *sp1) {
+    __m256i w = LD(p), v = LD(p1);
+    if (fix) w = i2s_fix(w), v = i2s_fix(v);
+    const __m256i x0 = LD(q), x1 = LD(q + 32), x2 = LD(q + 64), x3 = LD(q + 96);
+    *sp = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(field(w, 6), x0),
+                                            _mm256_maddubs_epi16(field(w, 4), x1)),
+                           _mm256_add_epi16(_mm256_maddubs_epi16(field(w, 2), x2),
+                                            _mm256_maddubs_epi16(field(w, 0), x3)));
+    *sp1 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(field(v, 6), x0),
+                                             _mm256_maddubs_epi16(field(v, 4), x1)),
+                            _mm256_add_epi16(_mm256_maddubs_epi16(field(v, 2), x2),
+                                             _mm256_maddubs_epi16(field(v, 0), x3)));
+}
+
+INLINE void i2s_row2(const uint8_t *p, const uint8_t *p1, const int8_t *q, int64_t nb, bool fix,
+                     int32_t *o, int32_t *o1) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a = _mm256_setzero_si256(), a1 = a;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s, s1;
+        i2s_block2(p + 32 * b, p1 + 32 * b, q + 128 * b, fix, &s, &s1);
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(s, ones));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(s1, ones));
+    }
+    *o = hsum32(a);
+    *o1 = hsum32(a1);
+}
+
+/* Rows go in pairs half the range apart (row r0 + i with r0 + h + i): two
+ * sequential streams megabytes apart keep the hardware prefetchers, where
+ * adjacent rows in lockstep lose them (ternary_avx512.c, bench/RESULTS.md). */
+#define PAIRED_ROWS(r0, r1, PAIR, ONE)                                                             \
+    do {                                                                                           \
+        const int64_t n_ = (r1) - (r0), h_ = (n_ + 1) / 2;                                         \
+        for (int64_t i_ = 0; i_ < n_ - h_; i_++) PAIR((r0) + i_, (r0) + h_ + i_, i_, h_ + i_);     \
+        if (n_ & 1) ONE((r0) + h_ - 1, h_ - 1);                                                    \
+    } while (0)
+
 void bn_tern_avx2_gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q,
                            int32_t *out, bool group) {
     (void)group; /* one scale: always row mode */
     const int64_t nb = w->K / 128;
-    if (w->clean)
-        for (int64_t r = r0; r < r1; r++)
-            out[r - r0] = i2s_row(w->data + (size_t)r * w->row_bytes, q, nb, false);
-    else
-        for (int64_t r = r0; r < r1; r++)
-            out[r - r0] = i2s_row(w->data + (size_t)r * w->row_bytes, q, nb, true);
+    const size_t rb = w->row_bytes;
+#define ROW(r) (w->data + (size_t)(r)*rb)
+#define PAIR(ra, rb_, ia, ib) i2s_row2(ROW(ra), ROW(rb_), q, nb, FIX, &out[ia], &out[ib])
+#define ONE(r, i) (out[i] = i2s_row(ROW(r), q, nb, FIX))
+    if (w->clean) {
+#define FIX false
+        PAIRED_ROWS(r0, r1, PAIR, ONE);
+#undef FIX
+    } else {
+#define FIX true
+        PAIRED_ROWS(r0, r1, PAIR, ONE);
+#undef FIX
+    }
+#undef ONE
+#undef PAIR
+#undef ROW
 }
 
 static void unpack_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
@@ -177,9 +228,9 @@ INLINE __m256i tq1_block(const uint8_t *p, const int8_t *q) {
 }
 
 /* Rows of a TQ type: block sums widened to int32, then a row sum or one sum per block. */
-#define TQ_GEMV(name, BLOCK, BB)                                                                   \
-    void name(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q, int32_t *out,           \
-              bool group) {                                                                        \
+#define TQ_GEMV(storage, name, BLOCK, BB)                                                          \
+    storage void name(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q, int32_t *out,   \
+                      bool group) {                                                                \
         const __m256i ones = _mm256_set1_epi16(1);                                                 \
         const int64_t nb = w->K / 256;                                                             \
         for (int64_t r = r0; r < r1; r++) {                                                        \
@@ -205,8 +256,49 @@ INLINE __m256i tq1_block(const uint8_t *p, const int8_t *q) {
         }                                                                                          \
     }
 
-TQ_GEMV(bn_tern_avx2_gemv_tq2, tq2_block, 66)
-TQ_GEMV(bn_tern_avx2_gemv_tq1, tq1_block, 54)
+TQ_GEMV(static, tq2_gemv_rows, tq2_block, 66)
+TQ_GEMV(, bn_tern_avx2_gemv_tq1, tq1_block, 54)
+
+/* Two TQ2_0 rows at once (row mode), sharing the activation loads: per half
+ * block, the four activation vectors serve both rows (tq2_block's sums). */
+INLINE void tq2_row2(const uint8_t *p, const uint8_t *p1, const int8_t *q, int64_t nb, int32_t *o,
+                     int32_t *o1) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a = _mm256_setzero_si256(), a1 = a;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s = _mm256_setzero_si256(), s1 = s;
+        for (int h = 0; h < 2; h++) {
+            const __m256i w = LD(p + 66 * b + 32 * h), v = LD(p1 + 66 * b + 32 * h);
+            const int8_t *x = q + 256 * b + 128 * h;
+            for (int l = 0; l < 4; l++) {
+                const __m256i xl = LD(x + 32 * l);
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(field(w, 2 * l), xl));
+                s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(field(v, 2 * l), xl));
+            }
+        }
+        a = _mm256_add_epi32(a, _mm256_madd_epi16(s, ones));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(s1, ones));
+    }
+    *o = hsum32(a);
+    *o1 = hsum32(a1);
+}
+
+void bn_tern_avx2_gemv_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q,
+                           int32_t *out, bool group) {
+    if (group) {
+        tq2_gemv_rows(w, r0, r1, q, out, group);
+        return;
+    }
+    const int64_t nb = w->K / 256;
+    const size_t rb = w->row_bytes;
+#define ROW(r) (w->data + (size_t)(r)*rb)
+#define PAIR(ra, rb_, ia, ib) tq2_row2(ROW(ra), ROW(rb_), q, nb, &out[ia], &out[ib])
+#define ONE(r, i) tq2_gemv_rows(w, r0 + (i), r0 + (i) + 1, q, &out[i], false)
+    PAIRED_ROWS(r0, r1, PAIR, ONE);
+#undef ONE
+#undef PAIR
+#undef ROW
+}
 
 static void unpack_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
                        uint8_t *codes, size_t ldc) {
