@@ -319,6 +319,8 @@ static void matvec(uint32_t type, const void *w, size_t rb, int64_t K, int64_t n
  * 2^26 per lane); each block's two i32 vectors are converted to float and
  * added with weights 256 * d * xs_b and d * xs_b. The only rounding beyond
  * float summation is that of X (<= 2^-16 of the block's max |x|). */
+#include "q6k_x86.h"
+
 #define Q6K_BLOCK 210
 #define Q6K_PREP_BLOCK 640 /* per 256-block: Xh[256], Xl[256], SXh[16], SXl[16] (i16), xs, pad */
 
@@ -374,9 +376,8 @@ static void q6k_prepare(const float *x, int64_t K, void *px) {
 /* One row: the dot product of a Q6_K row of K/256 blocks with prepared x. */
 static float q6k_row(const uint8_t *w, int64_t nb, const uint8_t *px) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    /* picks word 0 of each dword into the low lane, word 1 into the high lane */
-    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2,
-                                          3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    __m256i pick[4];
+    q6k_scale_picks(pick);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, w += Q6K_BLOCK, px += Q6K_PREP_BLOCK) {
         const uint8_t *ql = w, *qh = w + 128;
@@ -384,13 +385,12 @@ static float q6k_row(const uint8_t *w, int64_t nb, const uint8_t *px) {
         const uint8_t *xl = px + 256;
         /* the 16 scales as i16, and the -32 offset's correction */
         __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
-        int32_t scw[8];
-        _mm256_storeu_si256((__m256i *)scw, sc);
         __m256i ah = _mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)(px + 512)));
         __m256i al = _mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)(px + 544)));
         ah = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(ah, 5));
         al = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(al, 5));
         for (int h = 0; h < 2; h++) {
+            const __m256i sch = q6k_half_scales(sc, h);
             const __m256i L0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
             const __m256i L1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
             const __m256i H = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
@@ -405,8 +405,8 @@ static float q6k_row(const uint8_t *w, int64_t nb, const uint8_t *px) {
                                    _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
             for (int j = 0; j < 4; j++) {
                 const int e = 128 * h + 32 * j; /* first element of this chunk */
-                /* chunk elements 0..15 use scale 8h+2j, 16..31 scale 8h+2j+1 (dword 4h+j) */
-                __m256i sv = _mm256_shuffle_epi8(_mm256_set1_epi32(scw[4 * h + j]), pick);
+                /* chunk elements 0..15 use scale 8h+2j, 16..31 scale 8h+2j+1 */
+                __m256i sv = _mm256_shuffle_epi8(sch, pick[j]);
                 __m256i ph =
                     _mm256_maddubs_epi16(u[j], _mm256_loadu_si256((const __m256i *)(xh + e)));
                 __m256i pl =

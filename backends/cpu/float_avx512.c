@@ -30,6 +30,8 @@
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 #endif
 
+#include "q6k_x86.h"
+
 #define Q6K_BLOCK 210
 #define Q6K_PREP_BLOCK 640 /* must match float_avx2.c */
 #define SEL 0xE4           /* vpternlogd: c ? a : b, bit by bit */
@@ -44,16 +46,14 @@ static inline float hsum8(__m256 v) {
 static float q6k_row(const uint8_t *w, int64_t nb, const uint8_t *px) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m33 = _mm256_set1_epi8(0x33),
                   mcc = _mm256_set1_epi8((char)0xCC);
-    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2,
-                                          3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    __m256i pick[4];
+    q6k_scale_picks(pick);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, w += Q6K_BLOCK, px += Q6K_PREP_BLOCK) {
         const uint8_t *ql = w, *qh = w + 128;
         const int8_t *xh = (const int8_t *)px;
         const uint8_t *xl = px + 256;
         __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 192)));
-        int32_t scw[8];
-        _mm256_storeu_si256((__m256i *)scw, sc);
         __m256i ah = _mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)(px + 512)));
         __m256i al = _mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)(px + 544)));
         ah = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(ah, 5));
@@ -62,6 +62,7 @@ static float q6k_row(const uint8_t *w, int64_t nb, const uint8_t *px) {
          * instead of one of eight (its latency would bound the loop) */
         __m256i ah2 = _mm256_setzero_si256(), al2 = ah2;
         for (int h = 0; h < 2; h++) {
+            const __m256i sch = q6k_half_scales(sc, h);
             const __m256i L0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h));
             const __m256i L1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32));
             const __m256i H = _mm256_loadu_si256((const __m256i *)(qh + 32 * h));
@@ -76,7 +77,7 @@ static float q6k_row(const uint8_t *w, int64_t nb, const uint8_t *px) {
                                              SEL);
             for (int j = 0; j < 4; j++) {
                 const int e = 128 * h + 32 * j;
-                __m256i sv = _mm256_shuffle_epi8(_mm256_set1_epi32(scw[4 * h + j]), pick);
+                __m256i sv = _mm256_shuffle_epi8(sch, pick[j]);
                 __m256i ph =
                     _mm256_maddubs_epi16(u[j], _mm256_loadu_si256((const __m256i *)(xh + e)));
                 __m256i pl =
