@@ -22,6 +22,8 @@
 #   -t LIST      thread counts (default 1,2)
 #   -p N -n N    prompt and generation lengths (default 128 and 64)
 #   -r N         repetitions (default 5)
+#   -b NAME      bitnet bench --backend (default cpu: this is the CPU benchmark, and
+#                auto would also load the GPU drivers, whose pages count in the RSS)
 #   -h           this help
 # Output: the table on stdout; the raw CSV of every bitnet bench run and the
 # table are also written to DIR/results-DATE.{csv,md}.
@@ -37,9 +39,10 @@ threads="1,2"
 n_prompt=128
 n_gen=64
 reps=5
+backend=cpu
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
-while getopts "B:d:s:v:t:p:n:r:h" opt; do
+while getopts "B:d:s:v:t:p:n:r:b:h" opt; do
     case $opt in
     B) build=$(cd "$OPTARG" && pwd) ;;
     d) models=$OPTARG ;;
@@ -49,6 +52,7 @@ while getopts "B:d:s:v:t:p:n:r:h" opt; do
     p) n_prompt=$OPTARG ;;
     n) n_gen=$OPTARG ;;
     r) reps=$OPTARG ;;
+    b) backend=$OPTARG ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
     esac
@@ -80,7 +84,7 @@ free_mb() { df -Pm "$models" | awk 'NR == 2 { print $4 }'; }
     echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
     echo "- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) logical CPUs; $(lscpu | sed -n 's/^L3 cache: *//p' | head -1) L3"
     echo "- memory: $(free -g | awk '/^Mem:/ { print $2 }') GiB; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- command: bench/run.sh -s \"$shapes\" -v \"$variants\" -t $threads -p $n_prompt -n $n_gen -r $reps"
+    echo "- command: bench/run.sh -s \"$shapes\" -v \"$variants\" -t $threads -p $n_prompt -n $n_gen -r $reps -b $backend"
     echo
 } | tee "$md"
 
@@ -127,7 +131,8 @@ measure_bw() {
 run_bench() { # FILE THREADS [env...]: bitnet bench's CSV (header line, then rows)
     local f=$1 t=$2
     shift 2
-    env "$@" "$bitnet" bench -m "$f" -p "$n_prompt" -n "$n_gen" -t "$t" -r "$reps" -o csv 2>/dev/null
+    env "$@" "$bitnet" bench -m "$f" -p "$n_prompt" -n "$n_gen" -t "$t" -r "$reps" \
+        --backend "$backend" -o csv 2>/dev/null
 }
 label_rows() { # LABEL CSV: the rows of CSV as "LABEL,<row>"; the file gets the header once
     if ((!header_done)); then echo "label,read_gbps,$(head -1 <<<"$2")" >>"$csv"; header_done=1; fi

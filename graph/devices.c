@@ -37,10 +37,28 @@ static const char *backend_of(const bn_devset *ds, int i, char *buf, size_t len)
     return buf;
 }
 
-/* Every device of every backend in this build; why[] collects why a backend has none. */
-static void enumerate(bn_devset *ds, char *why, size_t why_len) {
+/* Whether a request can use backend `name`: every backend for auto; the CPU
+ * and the named one for --backend; the CPU and those in the --devices list.
+ * The others are not even asked for their devices, so a CPU run does not
+ * load the GPU drivers (tens of MB of LLVM for lavapipe and PoCL). */
+static bool backend_wanted(const bn_device_request *r, const char *name) {
+    if (!strcmp(name, "cpu")) return true;
+    if (r->devices && *r->devices) {
+        size_t n = strlen(name);
+        for (const char *s = r->devices; (s = strstr(s, name)) != NULL; s += n)
+            if ((s == r->devices || s[-1] == ',' || s[-1] == ' ') && s[n] == ':') return true;
+        return false;
+    }
+    const char *backend = r->backend && *r->backend ? r->backend : "auto";
+    return !strcmp(backend, "auto") || !strcmp(backend, name);
+}
+
+/* Every device of the wanted backends in this build; why[] collects why a
+ * backend has none. */
+static void enumerate(const bn_device_request *r, bn_devset *ds, char *why, size_t why_len) {
     why[0] = 0;
     for (const bn_backend_ops *const *b = bn_backends(); *b; b++) {
+        if (!backend_wanted(r, (*b)->name)) continue;
         char w[256] = "";
         int n = (*b)->device_count(w, sizeof w);
         if (n == 0) {
@@ -98,7 +116,7 @@ bn_status bn_devset_resolve(const bn_device_request *r, bn_devset *ds, bn_err *e
     if (r->profile) {
         if (from_file(ds, r->profile, err) != BN_OK) return err->code;
     } else {
-        enumerate(ds, why, sizeof why);
+        enumerate(r, ds, why, sizeof why);
     }
     ds->fallback = find_id(ds, "cpu:0");
     if (ds->fallback < 0)
