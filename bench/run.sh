@@ -4,9 +4,9 @@
 # model and prints one table: generation speed (tg), weight bytes read per
 # generated token, and the fraction of the bandwidth roofline reached
 # (roofline t/s = read bandwidth / bytes per token), plus prompt speed and
-# peak memory. The machine may be shared and noisy: the bandwidth is measured
-# again right before each model, and every ratio in the table is against
-# that measurement, taken in the same run.
+# peak memory. The machine may be shared and noisy: every run of bitnet bench
+# is bracketed by bandwidth measurements (4 KiB and huge pages, right before
+# and right after it), and its ratio is against the largest of those.
 #
 # ReLU^2 models (2b4t) are also run with BITNET_CPU_SPARSE=1: ffn_down then
 # skips the weight columns of the zero activations after ReLU^2 (ternary
@@ -21,7 +21,7 @@
 #   -v VARIANTS  weight variants (default: "i2_s tq2_0+q6_k": TYPE or TYPE+EMBD_TYPE)
 #   -t LIST      thread counts (default 1,2)
 #   -p N -n N    prompt and generation lengths (default 128 and 64)
-#   -r N         repetitions (default 5)
+#   -r N         runs per model and thread count (default 5), each of bitnet bench -r 1
 #   -b NAME      bitnet bench --backend (default cpu: this is the CPU benchmark, and
 #                auto would also load the GPU drivers, whose pages count in the RSS)
 #   -h           this help
@@ -115,10 +115,13 @@ done
 : >"$csv"
 header_done=0
 declare -A bw=()
-# The read bandwidth for thread count $1, kept as the largest of what it was
-# before and after the run it brackets: bench_bandwidth with 4 KiB pages and
-# with huge pages (-H; the model mapping gets huge pages when the file is
-# cached in large folios, core/os.c), so the roofline is the stricter one.
+# The read bandwidth for thread count $1 (bw[$1]), kept as the largest of all
+# measurements since it was reset: bench_bandwidth with 4 KiB pages and with
+# huge pages (-H; a model mapping gets huge pages when the file is cached in
+# large folios, core/os.c). Each run of bitnet bench is bracketed by two such
+# measurements, so the roofline of each run is the stricter of what the
+# machine gave just before and just after it (the second vCPU of this VM
+# gives 35 or 60 GB/s depending on where the host runs it).
 measure_bw() {
     local t=$1 g
     for opt in "" -H; do
@@ -128,29 +131,29 @@ measure_bw() {
         fi
     done
 }
-run_bench() { # FILE THREADS [env...]: bitnet bench's CSV (header line, then rows)
-    local f=$1 t=$2
-    shift 2
-    env "$@" "$bitnet" bench -m "$f" -p "$n_prompt" -n "$n_gen" -t "$t" -r "$reps" \
-        --backend "$backend" -o csv 2>/dev/null
-}
-label_rows() { # LABEL CSV: the rows of CSV as "LABEL,<row>"; the file gets the header once
-    if ((!header_done)); then echo "label,read_gbps,$(head -1 <<<"$2")" >>"$csv"; header_done=1; fi
-    rows+=$(tail -n +2 <<<"$2" | sed "s/^/$1,/")$'\n'
+# One run (FILE THREADS LABEL [env...]): bitnet bench -r 1 between two
+# bandwidth measurements; its rows go to the CSV as "LABEL,GB/s,<row>".
+run_once() {
+    local f=$1 t=$2 label=$3 out
+    shift 3
+    bw=()
+    measure_bw "$t"
+    out=$(env "$@" "$bitnet" bench -m "$f" -p "$n_prompt" -n "$n_gen" -t "$t" -r 1 \
+        --backend "$backend" -o csv 2>/dev/null)
+    measure_bw "$t"
+    if ((!header_done)); then echo "label,read_gbps,$(head -1 <<<"$out")" >>"$csv"; header_done=1; fi
+    tail -n +2 <<<"$out" | sed "s/^/$label,${bw[$t]},/" >>"$csv"
 }
 for f in "${files[@]}"; do
     echo "running $f ..." >&2
     relu2=0
     grep -qF 'relu^2' <<<"$("$bitnet" info "$f" 2>/dev/null || true)" && relu2=1
     for t in ${threads//,/ }; do
-        bw=()
-        rows=
-        measure_bw "$t"
-        label_rows default "$(run_bench "$f" "$t")"
-        ((relu2)) && label_rows sparse "$(run_bench "$f" "$t" BITNET_CPU_SPARSE=1)"
-        measure_bw "$t"
-        echo "  $t threads: read bandwidth ${bw[$t]} GB/s (largest before and after)" >&2
-        sed -n "s/^\([a-z]*\),/\1,${bw[$t]},/p" <<<"$rows" >>"$csv"
+        for ((i = 1; i <= reps; i++)); do
+            run_once "$f" "$t" default
+            ((relu2)) && run_once "$f" "$t" sparse BITNET_CPU_SPARSE=1
+            echo "  $t threads, run $i of $reps: read bandwidth ${bw[$t]} GB/s" >&2
+        done
     done
 done
 
@@ -163,36 +166,44 @@ done
     echo "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     awk -F, '
     NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    # per (model, threads): lists of per-run values, one run per row
+    function add(name, k, v) { n_[name, k]++; s_[name, k] += v; q_[name, k] += v * v }
+    function mean(name, k) { return n_[name, k] ? s_[name, k] / n_[name, k] : 0 }
+    function sd(name, k,   m, n) {
+        n = n_[name, k]; if (n < 2) return 0
+        m = s_[name, k] / n; v = (q_[name, k] - n * m * m) / (n - 1); return v > 0 ? sqrt(v) : 0
+    }
     {
         key = $c["model"] "," $c["n_threads"]
         if (!(key in seen)) { seen[key] = 1; order[++n] = key }
         model[key] = $c["model"]; type[key] = $c["model_type"]; head[key] = $c["head_type"]
         thr[key] = $c["n_threads"]; bpt[key] = $c["weight_bytes_per_token"]
-        if ($1 == "default") bwv[key] = $2
-        v = $c["avg_ts"]; sd = $c["stddev_ts"]
+        v = $c["avg_ts"]; roof = $2 * 1e9 / bpt[key]
         if ($c["test"] ~ /^tg/) {
-            if ($1 == "default") { tg[key] = v; tgsd[key] = sd } else { tgs[key] = v; tgssd[key] = sd }
-        } else if ($1 == "default") { pp[key] = v; ppsd[key] = sd }
+            if ($1 == "default") { add("tg", key, v); add("bw", key, $2); add("roof", key, roof); add("frac", key, v / roof) }
+            else { add("tgs", key, v); add("fracs", key, v / roof) }
+        } else if ($1 == "default") add("pp", key, v)
         r = $c["peak_rss_bytes"]
         if ($1 == "default" && r > rss[key]) { rss[key] = r; extra[key] = r - $c["file_bytes"] - $c["kv_bytes"] }
     }
     END {
         for (i = 1; i <= n; i++) {
             k = order[i]
-            roof = bwv[k] * 1e9 / bpt[k]
-            skip = (k in tgs) ? sprintf("%.2f ± %.2f", tgs[k], tgssd[k]) : "-"
-            skipp = (k in tgs) ? sprintf("%.0f %%", 100 * tgs[k] / roof) : "-"
-            ratio = (k in tg && tg[k] > 0 && (k in pp)) ? sprintf("%.1fx", pp[k] / tg[k]) : "-"
+            skip = n_["tgs", k] ? sprintf("%.2f ± %.2f", mean("tgs", k), sd("tgs", k)) : "-"
+            skipp = n_["tgs", k] ? sprintf("%.0f %%", 100 * mean("fracs", k)) : "-"
+            ratio = mean("tg", k) > 0 && n_["pp", k] ? sprintf("%.1fx", mean("pp", k) / mean("tg", k)) : "-"
             printf "| %s | %s | %s | %s | %.1f | %.3f | %.1f | %.2f ± %.2f | %.0f %% | %s | %s | %.2f ± %.2f | %s | %.0f | %.0f |\n",
-                model[k], type[k], head[k], thr[k], bwv[k], bpt[k] / 1e9, roof, tg[k], tgsd[k],
-                100 * tg[k] / roof, skip, skipp, pp[k], ppsd[k], ratio, rss[k] / 1e6, extra[k] / 1e6
+                model[k], type[k], head[k], thr[k], mean("bw", k), bpt[k] / 1e9, mean("roof", k),
+                mean("tg", k), sd("tg", k), 100 * mean("frac", k), skip, skipp, mean("pp", k),
+                sd("pp", k), ratio, rss[k] / 1e6, extra[k] / 1e6
         }
     }' "$csv"
     echo
-    echo "tg = tg$n_gen, pp = pp$n_prompt, mean ± stddev over $reps runs after a warm-up. Roofline = read bandwidth"
-    echo "(bench_bandwidth right before and right after the runs of that thread count, 4 KiB and huge pages:"
-    echo "the largest of the four) / weight bytes per token. \"ReLU² skip\": BITNET_CPU_SPARSE=1."
-    echo "Peak RSS is ru_maxrss of the bitnet bench process of that thread count."
+    echo "tg = tg$n_gen, pp = pp$n_prompt: mean ± stddev over $reps runs of bitnet bench -r 1 (each after its"
+    echo "own warm-up). Each run is bracketed by bench_bandwidth runs (4 KiB and huge pages, before and after);"
+    echo "its roofline is the largest of the four / weight bytes per token. Read GB/s, roofline and % roofline"
+    echo "are means over the runs of the per-run figures. \"ReLU² skip\": BITNET_CPU_SPARSE=1 (same bracketing)."
+    echo "Peak RSS is the largest ru_maxrss of the bitnet bench processes of that row."
 } | tee -a "$md"
 echo >&2
 echo "raw results: $csv; table: $md" >&2
