@@ -614,9 +614,12 @@ static void test_device_options(void **state) {
     r.backend = "cpu";
     assert_int_equal(bn_devset_resolve(&r, &ds, &err), BN_OK);
     for (int i = 0; i < ds.n; i++) assert_true(ds.dev[i].allowed == (i == ds.fallback));
+    /* only the CPU backend is asked (its drivers alone are loaded) */
+    for (int i = 0; i < ds.n; i++) assert_int_equal(strncmp(ds.dev[i].id, "cpu:", 4), 0);
     r.backend = NULL;
     r.devices = "cpu:0,cpu:1";
     assert_int_equal(bn_devset_resolve(&r, &ds, &err), BN_OK);
+    for (int i = 0; i < ds.n; i++) assert_int_equal(strncmp(ds.dev[i].id, "cpu:", 4), 0);
     assert_string_equal(ds.dev[0].id, "cpu:0");
     assert_string_equal(ds.dev[1].id, "cpu:1");
     assert_true(ds.dev[0].allowed && ds.dev[1].allowed);
