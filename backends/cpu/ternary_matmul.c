@@ -64,18 +64,6 @@ static inline int32_t sub_wrap(int32_t c, int32_t q) {
  * (the reference's arithmetic, cpu_matmul.c). The type is tested once so
  * the compiler can vectorize the divisions: one per output row, a few percent
  * of decode when done one at a time. */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-/* one division per output: 256- and 512-bit divisions where the CPU has them
- * (the same IEEE results; the loader picks the clone) */
-#define FINISH_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef FINISH_CLONES
-#define FINISH_CLONES
-#endif
-
-FINISH_CLONES
 static void finish_rows(const mm *m, const int32_t *C, int64_t n, int32_t sum, float s, float *y) {
     const double d = m->scale, sd = s;
     if (m->w.ti == BN_TK_I2S)
