@@ -224,6 +224,20 @@ size_t bn_tern_scratch(const bn_tensor *node);
 bool bn_tern_matmul(const bn_tensor *node, int ith, int nth, void *scratch);
 
 /* Helpers shared by the kernel files. */
+
+/* The mat-vecs' row order: rows [r0, r1) go in pairs half the range apart,
+ * row r0 + i with row r0 + h + i (h = half the count, rounded up), by
+ * PAIR(row_a, row_b, out_index_a, out_index_b); an odd count ends with
+ * ONE(row, out_index) for the middle row. Two sequential streams megabytes
+ * apart keep the hardware prefetchers and can share the activation loads;
+ * rows interleaved within a few kilobytes lose the prefetchers (a third of
+ * the speed for adjacent rows in lockstep, bench/RESULTS.md). */
+#define BN_TERN_PAIRED_ROWS(r0, r1, PAIR, ONE)                                                     \
+    do {                                                                                           \
+        const int64_t n_ = (r1) - (r0), h_ = (n_ + 1) / 2;                                         \
+        for (int64_t i_ = 0; i_ < n_ - h_; i_++) PAIR((r0) + i_, (r0) + h_ + i_, i_, h_ + i_);     \
+        if (n_ & 1) ONE((r0) + h_ - 1, h_ - 1);                                                    \
+    } while (0)
 static inline int bn_tern_type_index(uint32_t type) {
     return type == BN_TYPE_I2_S ? BN_TK_I2S : type == BN_TYPE_TQ2_0 ? BN_TK_TQ2 : BN_TK_TQ1;
 }

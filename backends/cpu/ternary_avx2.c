@@ -111,16 +111,6 @@ INLINE void i2s_row2(const uint8_t *p, const uint8_t *p1, const int8_t *q, int64
     *o1 = hsum32(a1);
 }
 
-/* Rows go in pairs half the range apart (row r0 + i with r0 + h + i): two
- * sequential streams megabytes apart keep the hardware prefetchers, where
- * adjacent rows in lockstep lose them (ternary_avx512.c, bench/RESULTS.md). */
-#define PAIRED_ROWS(r0, r1, PAIR, ONE)                                                             \
-    do {                                                                                           \
-        const int64_t n_ = (r1) - (r0), h_ = (n_ + 1) / 2;                                         \
-        for (int64_t i_ = 0; i_ < n_ - h_; i_++) PAIR((r0) + i_, (r0) + h_ + i_, i_, h_ + i_);     \
-        if (n_ & 1) ONE((r0) + h_ - 1, h_ - 1);                                                    \
-    } while (0)
-
 void bn_tern_avx2_gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q,
                            int32_t *out, bool group) {
     (void)group; /* one scale: always row mode */
@@ -131,11 +121,11 @@ void bn_tern_avx2_gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int
 #define ONE(r, i) (out[i] = i2s_row(ROW(r), q, nb, FIX))
     if (w->clean) {
 #define FIX false
-        PAIRED_ROWS(r0, r1, PAIR, ONE);
+        BN_TERN_PAIRED_ROWS(r0, r1, PAIR, ONE);
 #undef FIX
     } else {
 #define FIX true
-        PAIRED_ROWS(r0, r1, PAIR, ONE);
+        BN_TERN_PAIRED_ROWS(r0, r1, PAIR, ONE);
 #undef FIX
     }
 #undef ONE
@@ -294,7 +284,7 @@ void bn_tern_avx2_gemv_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int
 #define ROW(r) (w->data + (size_t)(r)*rb)
 #define PAIR(ra, rb_, ia, ib) tq2_row2(ROW(ra), ROW(rb_), q, nb, &out[ia], &out[ib])
 #define ONE(r, i) tq2_gemv_rows(w, r0 + (i), r0 + (i) + 1, q, &out[i], false)
-    PAIRED_ROWS(r0, r1, PAIR, ONE);
+    BN_TERN_PAIRED_ROWS(r0, r1, PAIR, ONE);
 #undef ONE
 #undef PAIR
 #undef ROW

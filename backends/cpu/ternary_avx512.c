@@ -145,19 +145,6 @@ INLINE uint32_t fields_sum(__m256i a6, __m256i a4, __m256i a2, __m256i a0) {
         DPBUSD_REG(a0, _mm256_and_si256(w, m0), x0);                                               \
     } while (0)
 
-/* Rows go in pairs half a call's range apart: row r0 + i with row r0 + h + i.
- * Two streams that far apart (megabytes in a model) read from memory at the
- * full bandwidth and share the activation loads; one row at a time reaches
- * about 80 % of it, and two adjacent rows in lockstep a third (measured on the
- * 2B-4T file's weights, bench/RESULTS.md): the hardware prefetchers lose
- * streams that interleave within a few kilobytes. */
-#define PAIRED_ROWS(r0, r1, PAIR, ONE)                                                             \
-    do {                                                                                           \
-        const int64_t n_ = (r1) - (r0), h_ = (n_ + 1) / 2;                                         \
-        for (int64_t i_ = 0; i_ < n_ - h_; i_++) PAIR((r0) + i_, (r0) + h_ + i_, i_, h_ + i_);     \
-        if (n_ & 1) ONE((r0) + h_ - 1, h_ - 1);                                                    \
-    } while (0)
-
 /* I2_S: element 32j + b of a block in byte b at shift 6 - 2j, so field shift
  * 6 - 2j meets q + 32j. One row (two blocks a step, 8 accumulators). */
 INLINE int32_t i2s_row_inplace(const uint8_t *p, const int8_t *q, int64_t nb, bool fix) {
@@ -226,11 +213,11 @@ static void gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q
 #define ONE(r, i) (out[i] = i2s_row_inplace(ROW(r), q, nb, FIX))
     if (w->clean) {
 #define FIX false
-        PAIRED_ROWS(r0, r1, PAIR, ONE);
+        BN_TERN_PAIRED_ROWS(r0, r1, PAIR, ONE);
 #undef FIX
     } else {
 #define FIX true
-        PAIRED_ROWS(r0, r1, PAIR, ONE);
+        BN_TERN_PAIRED_ROWS(r0, r1, PAIR, ONE);
 #undef FIX
     }
 #undef ONE
@@ -309,7 +296,7 @@ static void gemv_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q
 #define ROW(r) (w->data + (size_t)(r)*rb)
 #define PAIR(ra, rb_, ia, ib) tq2_pair_inplace(ROW(ra), ROW(rb_), q, nb, &out[ia], &out[ib])
 #define ONE(r, i) (out[i] = tq2_row_inplace(ROW(r), q, nb))
-    PAIRED_ROWS(r0, r1, PAIR, ONE);
+    BN_TERN_PAIRED_ROWS(r0, r1, PAIR, ONE);
 #undef ONE
 #undef PAIR
 #undef ROW
