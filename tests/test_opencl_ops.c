@@ -421,7 +421,7 @@ TEST(test_matmul_ternary) {
                             acc += (double)scales[g0 / 256] * S;
                             total += S;
                         }
-                        const float want = (float)(acc / (double)xr->s);
+                        const float want = (float)(acc * (1.0 / (double)xr->s));
                         const float got = ycl[t * c.N + n];
                         if (uniform) { /* recover the int32 sum exactly */
                             double rec = (double)got * xr->s / scales[0];

@@ -131,6 +131,9 @@ static const float *weight_row_f32(const bn_tensor *w, int64_t K, int64_t N, int
  * with I2_S (one tensor scale) summed over the whole row: d * S / s_t.
  * Float weights (F32, F16, BF16): row n is dequantized to f32 (F32 is used in
  * place) and y[n,t] = (sum_i w_i * q_ti) / s_t.
+ * The sum is accumulated in double and "/ s_t" is computed as "* (1 / s_t)"
+ * (in double, then rounded to float once), so the fast driver can hoist the
+ * reciprocal out of its loops and still match these outputs bit for bit.
  * Threads split the output rows N into contiguous chunks.
  * Scratch: ternary: K bytes of codes, then ceil(K/256) floats of scales
  * (each part rounded to 64 bytes); float: K floats.
@@ -175,7 +178,7 @@ static void matmul_ternary_codes(const bn_tensor *node, int64_t lo, int64_t hi, 
                     acc += (double)scales[g] * dot_i8(wi + i0, a->q + i0, len);
                 }
             }
-            ((float *)bn_cpu_row_mut(node, t))[n] = (float)(acc / (double)a->s);
+            ((float *)bn_cpu_row_mut(node, t))[n] = (float)(acc * (1.0 / (double)a->s));
         }
     }
 }
@@ -188,7 +191,7 @@ static void matmul_ternary_float(const bn_tensor *node, int64_t lo, int64_t hi, 
         for (int64_t t = 0; t < T; t++) {
             const bn_act_row *a = bn_cpu_row(xq, t);
             double acc = dot_f_i8(wr, a->q, K);
-            ((float *)bn_cpu_row_mut(node, t))[n] = (float)(acc / (double)a->s);
+            ((float *)bn_cpu_row_mut(node, t))[n] = (float)(acc * (1.0 / (double)a->s));
         }
     }
 }

@@ -3,7 +3,7 @@
  * table in use over tiles, and turns their integer sums into outputs exactly
  * as the reference in cpu_matmul.c does:
  *   I2_S, and TQ weights whose blocks share one scale d ("row mode"):
- *       y = (float)(acc / s_t),  acc = d * S (I2_S),  acc = 0.0 + d * S (TQ);
+ *       y = (float)(acc * (1 / s_t)),  acc = d * S (I2_S),  acc = 0.0 + d * S (TQ);
  *   other TQ weights ("group mode"): acc = 0.0, then acc += d_g * S_g for
  *       every block g in order.
  * For a shared d, sum_g d * S_g is exact in double (every partial sum is d
@@ -60,17 +60,17 @@ static inline int32_t sub_wrap(int32_t c, int32_t q) {
 }
 
 /* Row mode: y from S = C - sum, for n rows of code sums C:
- *   I2_S: y = (float)(d * S / s);   TQ: y = (float)((0.0 + d * S) / s)
- * (the reference's arithmetic, cpu_matmul.c). The type is tested once so
- * the compiler can vectorize the divisions: one per output row, a few percent
- * of decode when done one at a time. */
+ *   I2_S: y = (float)(d * S * (1 / s));   TQ: y = (float)((0.0 + d * S) * (1 / s))
+ * (the reference's arithmetic, cpu_matmul.c: 1 / s once per token, so an
+ * output costs two multiplies, not a division: about 1 % of prefill saved).
+ * The type is tested once so the compiler can vectorize the loop. */
 static void finish_rows(const mm *m, const int32_t *C, int64_t n, int32_t sum, float s, float *y) {
-    const double d = m->scale, sd = s;
+    const double d = m->scale, inv = 1.0 / (double)s;
     if (m->w.ti == BN_TK_I2S)
-        for (int64_t i = 0; i < n; i++) y[i] = (float)(d * (double)sub_wrap(C[i], sum) / sd);
+        for (int64_t i = 0; i < n; i++) y[i] = (float)(d * (double)sub_wrap(C[i], sum) * inv);
     else
         for (int64_t i = 0; i < n; i++)
-            y[i] = (float)((0.0 + d * (double)sub_wrap(C[i], sum)) / sd);
+            y[i] = (float)((0.0 + d * (double)sub_wrap(C[i], sum)) * inv);
 }
 
 /* Sums of q over each 256-element block g0 .. g0 + ng - 1. */
@@ -162,7 +162,7 @@ static void rows_gemv(const mm *m, int64_t lo, int64_t hi, void *scratch) {
                 double acc = 0.0;
                 for (int64_t g = 0; g < G; g++)
                     acc += block_scale(m, r, g) * (double)sub_wrap(out[(r - r0) * G + g], qg[g]);
-                y[r] = (float)(acc / (double)a->s);
+                y[r] = (float)(acc * (1.0 / (double)a->s));
             }
         }
     }
@@ -262,7 +262,8 @@ static void gemm_path(const mm *m, int64_t lo, int64_t hi, int64_t rt, void *scr
                     finish_rows(m, acc32 + i, r1 - r0, a->sum, a->s, y + r0);
                     continue;
                 }
-                for (int64_t r = r0; r < r1; r++) y[r] = (float)(dacc[i + r - r0] / (double)a->s);
+                const double inv = 1.0 / (double)a->s;
+                for (int64_t r = r0; r < r1; r++) y[r] = (float)(dacc[i + r - r0] * inv);
             }
         }
     }
