@@ -4,7 +4,8 @@
 # model and prints one table: generation speed (tg), weight bytes read per
 # generated token, and the fraction of the bandwidth roofline reached
 # (roofline t/s = read bandwidth / bytes per token), plus prompt speed and
-# peak memory. The machine may be shared and noisy: every run of bitnet bench
+# peak memory. Each model's cached pages are dropped before its runs, so its
+# mapping gets huge pages whatever touched the file last (fresh_cache below). The machine may be shared and noisy: every run of bitnet bench
 # is bracketed by bandwidth measurements (4 KiB and huge pages, right before
 # and right after it), and its ratio is against the largest of those.
 #
@@ -144,8 +145,21 @@ run_once() {
     if ((!header_done)); then echo "label,read_gbps,$(head -1 <<<"$out")" >>"$csv"; header_done=1; fi
     tail -n +2 <<<"$out" | sed "s/^/$label,${bw[$t]},/" >>"$csv"
 }
+# Drops the cached pages of model $1 (those no process maps), so that the first
+# run's mapping, which asks for huge pages (core/os.c), reads the file back in
+# 2 MiB folios, as after a reboot. A file read or written in small pieces
+# (cp, cat, a download) stays cached in small folios, its mapping gets 4 KiB
+# pages, and decode then reads its weights about 25 % slower here: the runs
+# would depend on how the file was last touched.
+fresh_cache() {
+    dd if="$1" iflag=nocache count=0 status=none 2>/dev/null ||
+        echo "note: could not drop the cached pages of $1" >&2
+}
+huge_file_mb() { awk '/^FileHugePages:/ { printf "%d", $2 / 1024 }' /proc/meminfo; }
 for f in "${files[@]}"; do
     echo "running $f ..." >&2
+    fresh_cache "$f"
+    huge0=$(huge_file_mb)
     relu2=0
     grep -qF 'relu^2' <<<"$("$bitnet" info "$f" 2>/dev/null || true)" && relu2=1
     for t in ${threads//,/ }; do
@@ -153,6 +167,10 @@ for f in "${files[@]}"; do
             run_once "$f" "$t" default
             ((relu2)) && run_once "$f" "$t" sparse BITNET_CPU_SPARSE=1
             echo "  $t threads, run $i of $reps: read bandwidth ${bw[$t]} GB/s" >&2
+            if [[ -n ${huge0:-} ]]; then
+                echo "  page cache: $(($(huge_file_mb) - huge0)) MB more in huge folios after the first run ($(($(stat -c %s "$f") / 1000000)) MB file)" >&2
+                huge0=""
+            fi
         done
     done
 done
