@@ -521,6 +521,7 @@ TEST(test_nodes) {
         wdata w = make_weight(types[y], 512, 9, W_CODE3, true, &r);
         check_node(&w, 1, 0, false, &r, "code 3");
         check_node(&w, 3, 0, false, &r, "code 3");
+        check_node(&w, 8, 0, false, &r, "code 3"); /* full 4 x 4 GEMM tiles */
         free(w.data);
     }
     bn_tern_set_layouts(-1, -1);
