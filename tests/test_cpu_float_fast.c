@@ -465,6 +465,7 @@ TEST(test_attention) {
         check_attention(kv[k], 6, 3, 36, 5, 0, 1.0, &r);
         check_attention(kv[k], 2, 1, 64, 2, 130, 12.0, &r); /* peaky softmax, exp clamps */
         check_attention(kv[k], 2, 2, 5, 1, 6, 1.0, &r);     /* head_dim below one vector */
+        check_attention(kv[k], 8, 2, 64, 9, 20, 1.0, &r);   /* 36 pairs per kv head: 3 batches */
         check_attention(kv[k], 20, 1, 32, 2, 70, 1.0, &r);  /* 20 heads on one kv head */
     }
 }

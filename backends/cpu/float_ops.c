@@ -158,27 +158,29 @@ bool bn_cpu_matmul_f_fast(const bn_tensor *node, int ith, int nth, void *scratch
 }
 
 /* ---- ATTENTION ----
- * Threads split the (token, head) pairs as the reference does. Within a
- * thread's share, the query heads of one token that share a kv head (GQA)
- * are done together, up to ATT_HEADS at a time, so each f16 K and V row is
- * converted to f32 once for all of them: positions go in tiles of ATT_TILE
- * rows, converted into scratch (f32 caches are read in place), and every
- * head of the group takes its scores (then, after its softmax, its share of
- * the weighted sum of V) from the tile while it is in L1. A head's result
- * does not depend on which heads share its group or thread: the tiles are
- * the same for all (without GQA, a head reads the caches directly,
- * converting in registers: nothing to share). Scratch: ATT_HEADS rows of
- * n_ctx f32 scores, then one tile of ATT_TILE x head_dim floats. */
+ * Threads split the (token, head) pairs as the reference does. With GQA, a
+ * thread takes the pairs of its share that use one kv head in batches of up
+ * to ATT_JOBS: the query heads of that kv head, for several tokens (a
+ * prompt's tokens all read the same cache rows), so each f16 K and V row is
+ * converted to f32 once for the whole batch. Positions go in tiles of
+ * ATT_TILE rows, converted into scratch (f32 caches are read in place), and
+ * every pair of the batch takes its scores (then, after its softmax, its
+ * share of the weighted sum of V) from the tile while it is in L1; a pair
+ * whose token sees fewer positions uses the first rows of the tile. A pair's
+ * result does not depend on which pairs share its batch or thread: the tile
+ * boundaries are the same for all. Without GQA a head reads the caches
+ * directly, converting in registers, one pair at a time. Scratch: ATT_JOBS
+ * rows of n_ctx f32 scores, then one tile of ATT_TILE x head_dim floats. */
 #define ATT_TILE 32
-#define ATT_HEADS 8
+#define ATT_JOBS 16
 
-static size_t att_score_stride(const bn_tensor *node) { /* floats per head's scores */
+static size_t att_score_stride(const bn_tensor *node) { /* floats per pair's scores */
     return bn_cpu_round_up((size_t)node->src[1]->ne[1] * sizeof(float)) / sizeof(float);
 }
 
 size_t bn_cpu_attention_fast_scratch(const bn_tensor *node) {
     const size_t hd = node->ip[3] > 0 ? (size_t)node->ip[3] : 0;
-    return ATT_HEADS * att_score_stride(node) * sizeof(float) +
+    return ATT_JOBS * att_score_stride(node) * sizeof(float) +
            bn_cpu_round_up(ATT_TILE * hd * sizeof(float));
 }
 
@@ -196,77 +198,117 @@ static const void *att_tile(const bn_cpu_float_ops *f, const bn_tensor *c, const
     return buf;
 }
 
-/* Heads h0 .. h0+nh-1 of token t, all on kv head g, over positions 0..len-1. */
-static void attend_heads(const bn_cpu_float_ops *f, const bn_tensor *node, int64_t t, int64_t h0,
-                         int nh, int64_t g, int64_t len, void *scratch) {
-    const bn_tensor *q = node->src[0], *kc = node->src[1], *vc = node->src[2];
+/* One (token, head) pair: its query, its output and the positions it sees. */
+typedef struct att_job {
+    const float *q;
+    float *out;
+    int64_t len;
+} att_job;
+
+static att_job att_pair(const bn_tensor *node, int64_t t, int64_t h) {
+    const int64_t hd = node->ip[3], n_past = node->ip[0], cap = node->src[1]->ne[1];
+    /* n_past may change between runs without a new check: stay inside the cache */
+    const int64_t len = n_past + t + 1 < cap ? n_past + t + 1 : cap;
+    return (att_job){(const float *)bn_cpu_row(node->src[0], t) + h * hd,
+                     (float *)bn_cpu_row_mut(node, t) + h * hd, len};
+}
+
+/* Without GQA: one pair, reading the caches directly. */
+static void attend_one(const bn_cpu_float_ops *f, const bn_tensor *node, att_job j, int64_t g,
+                       float *score) {
+    const bn_tensor *kc = node->src[1], *vc = node->src[2];
     const int64_t hd = node->ip[3];
-    const float scale = node->fp[0];
-    const size_t ss = att_score_stride(node);
-    float *score = scratch, *buf = score + ATT_HEADS * ss;
     const char *kbase =
         (const char *)kc->data + (size_t)(g * hd) * (kc->type == BN_TYPE_F16 ? 2 : 4);
     const char *vbase =
         (const char *)vc->data + (size_t)(g * hd) * (vc->type == BN_TYPE_F16 ? 2 : 4);
-    float m[ATT_HEADS], sum[ATT_HEADS];
-    if (node->ip[1] == node->ip[2]) { /* no GQA: nothing to share; convert in registers */
-        const float *qh = (const float *)bn_cpu_row(q, t) + h0 * hd;
-        float *out = (float *)bn_cpu_row_mut(node, t) + h0 * hd;
-        const float m1 = f->attn_scores(qh, kbase, kc->nb[1], kc->type, len, hd, scale, score);
-        const float inv = 1.0f / f->exp_sub_sum(score, len, m1);
-        memset(out, 0, (size_t)hd * sizeof(float));
-        f->attn_wsum(score, vbase, vc->nb[1], vc->type, len, hd, out);
-        for (int64_t i = 0; i < hd; i++) out[i] *= inv;
-        return;
+    const float m1 = f->attn_scores(j.q, kbase, kc->nb[1], kc->type, j.len, hd, node->fp[0], score);
+    const float inv = 1.0f / f->exp_sub_sum(score, j.len, m1);
+    memset(j.out, 0, (size_t)hd * sizeof(float));
+    f->attn_wsum(score, vbase, vc->nb[1], vc->type, j.len, hd, j.out);
+    for (int64_t i = 0; i < hd; i++) j.out[i] *= inv;
+}
+
+/* A batch of nj pairs on kv head g, through shared f32 tiles. */
+static void attend_batch(const bn_cpu_float_ops *f, const bn_tensor *node, const att_job *jobs,
+                         int nj, int64_t g, void *scratch) {
+    const bn_tensor *kc = node->src[1], *vc = node->src[2];
+    const int64_t hd = node->ip[3];
+    const float scale = node->fp[0];
+    const size_t ss = att_score_stride(node);
+    float *score = scratch, *buf = score + ATT_JOBS * ss;
+    const char *kbase =
+        (const char *)kc->data + (size_t)(g * hd) * (kc->type == BN_TYPE_F16 ? 2 : 4);
+    const char *vbase =
+        (const char *)vc->data + (size_t)(g * hd) * (vc->type == BN_TYPE_F16 ? 2 : 4);
+    float m[ATT_JOBS], sum[ATT_JOBS];
+    int64_t len = 0;
+    for (int k = 0; k < nj; k++) {
+        m[k] = -INFINITY;
+        if (jobs[k].len > len) len = jobs[k].len;
     }
-    for (int k = 0; k < nh; k++) m[k] = -INFINITY;
     for (int64_t j0 = 0; j0 < len; j0 += ATT_TILE) {
         const int64_t n = len - j0 < ATT_TILE ? len - j0 : ATT_TILE;
         size_t rb;
         const void *rows = att_tile(f, kc, kbase, j0, n, hd, buf, &rb);
-        for (int k = 0; k < nh; k++) {
-            const float *qh = (const float *)bn_cpu_row(q, t) + (h0 + k) * hd;
-            float mk = f->attn_scores(qh, rows, rb, BN_TYPE_F32, n, hd, scale, score + k * ss + j0);
+        for (int k = 0; k < nj; k++) {
+            const int64_t nk = jobs[k].len - j0 < n ? jobs[k].len - j0 : n;
+            if (nk <= 0) continue;
+            float mk = f->attn_scores(jobs[k].q, rows, rb, BN_TYPE_F32, nk, hd, scale,
+                                      score + k * ss + j0);
             if (mk > m[k]) m[k] = mk;
         }
     }
-    for (int k = 0; k < nh; k++) {
-        sum[k] = f->exp_sub_sum(score + k * ss, len, m[k]);
-        memset((float *)bn_cpu_row_mut(node, t) + (h0 + k) * hd, 0, (size_t)hd * sizeof(float));
+    for (int k = 0; k < nj; k++) {
+        sum[k] = f->exp_sub_sum(score + k * ss, jobs[k].len, m[k]);
+        memset(jobs[k].out, 0, (size_t)hd * sizeof(float));
     }
     for (int64_t j0 = 0; j0 < len; j0 += ATT_TILE) {
         const int64_t n = len - j0 < ATT_TILE ? len - j0 : ATT_TILE;
         size_t rb;
         const void *rows = att_tile(f, vc, vbase, j0, n, hd, buf, &rb);
-        for (int k = 0; k < nh; k++)
-            f->attn_wsum(score + k * ss + j0, rows, rb, BN_TYPE_F32, n, hd,
-                         (float *)bn_cpu_row_mut(node, t) + (h0 + k) * hd);
+        for (int k = 0; k < nj; k++) {
+            const int64_t nk = jobs[k].len - j0 < n ? jobs[k].len - j0 : n;
+            if (nk > 0)
+                f->attn_wsum(score + k * ss + j0, rows, rb, BN_TYPE_F32, nk, hd, jobs[k].out);
+        }
     }
-    for (int k = 0; k < nh; k++) {
-        float *out = (float *)bn_cpu_row_mut(node, t) + (h0 + k) * hd;
+    for (int k = 0; k < nj; k++) {
         const float inv = 1.0f / sum[k];
-        for (int64_t i = 0; i < hd; i++) out[i] *= inv;
+        for (int64_t i = 0; i < hd; i++) jobs[k].out[i] *= inv;
     }
 }
 
 bool bn_cpu_attention_fast(const bn_tensor *node, int ith, int nth, void *scratch) {
     const bn_cpu_float_ops *f = bn_cpu_float();
     if (!f || !f->attn_scores || !f->attn_wsum || !f->exp_sub_sum || !f->f16_to_f32) return false;
-    const bn_tensor *q = node->src[0], *kc = node->src[1];
-    const int64_t n_past = node->ip[0], n_head = node->ip[1], n_kv = node->ip[2];
+    const bn_tensor *q = node->src[0];
+    const int64_t n_head = node->ip[1], n_kv = node->ip[2];
     const int64_t T = q->ne[1], group = n_head / n_kv;
     int64_t lo, hi;
     bn_cpu_split(T * n_head, 1, ith, nth, &lo, &hi);
-    for (int64_t p = lo; p < hi;) {
-        const int64_t t = p / n_head, h = p % n_head, g = h / group;
-        /* this thread's heads of token t on kv head g, at most ATT_HEADS */
-        int64_t nh = (g + 1) * group - h;
-        if (nh > hi - p) nh = hi - p;
-        if (nh > ATT_HEADS) nh = ATT_HEADS;
-        /* n_past may change between runs without a new check: stay inside the cache */
-        const int64_t len = n_past + t + 1 < kc->ne[1] ? n_past + t + 1 : kc->ne[1];
-        attend_heads(f, node, t, h, (int)nh, g, len, scratch);
-        p += nh;
+    if (lo >= hi) return true;
+    if (group == 1) {
+        for (int64_t p = lo; p < hi; p++)
+            attend_one(f, node, att_pair(node, p / n_head, p % n_head), p % n_head, scratch);
+        return true;
+    }
+    /* the share's pairs by kv head, tokens in order, in batches of ATT_JOBS */
+    const int64_t t_first = lo / n_head, t_last = (hi - 1) / n_head;
+    for (int64_t g = 0; g < n_kv; g++) {
+        att_job jobs[ATT_JOBS];
+        int nj = 0;
+        for (int64_t t = t_first; t <= t_last; t++)
+            for (int64_t h = g * group; h < (g + 1) * group; h++) {
+                const int64_t p = t * n_head + h;
+                if (p < lo || p >= hi) continue;
+                jobs[nj++] = att_pair(node, t, h);
+                if (nj == ATT_JOBS) {
+                    attend_batch(f, node, jobs, nj, g, scratch);
+                    nj = 0;
+                }
+            }
+        if (nj) attend_batch(f, node, jobs, nj, g, scratch);
     }
     return true;
 }
