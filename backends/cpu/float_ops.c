@@ -213,15 +213,17 @@ static att_job att_pair(const bn_tensor *node, int64_t t, int64_t h) {
                      (float *)bn_cpu_row_mut(node, t) + h * hd, len};
 }
 
+/* Start of kv head g's hd elements in row 0 of cache c (F16 or F32). */
+static const char *kv_slice(const bn_tensor *c, int64_t g, int64_t hd) {
+    return (const char *)c->data + (size_t)(g * hd) * (c->type == BN_TYPE_F16 ? 2 : 4);
+}
+
 /* Without GQA: one pair, reading the caches directly. */
 static void attend_one(const bn_cpu_float_ops *f, const bn_tensor *node, att_job j, int64_t g,
                        float *score) {
     const bn_tensor *kc = node->src[1], *vc = node->src[2];
     const int64_t hd = node->ip[3];
-    const char *kbase =
-        (const char *)kc->data + (size_t)(g * hd) * (kc->type == BN_TYPE_F16 ? 2 : 4);
-    const char *vbase =
-        (const char *)vc->data + (size_t)(g * hd) * (vc->type == BN_TYPE_F16 ? 2 : 4);
+    const char *kbase = kv_slice(kc, g, hd), *vbase = kv_slice(vc, g, hd);
     const float m1 = f->attn_scores(j.q, kbase, kc->nb[1], kc->type, j.len, hd, node->fp[0], score);
     const float inv = 1.0f / f->exp_sub_sum(score, j.len, m1);
     memset(j.out, 0, (size_t)hd * sizeof(float));
@@ -237,10 +239,7 @@ static void attend_batch(const bn_cpu_float_ops *f, const bn_tensor *node, const
     const float scale = node->fp[0];
     const size_t ss = att_score_stride(node);
     float *score = scratch, *buf = score + ATT_JOBS * ss;
-    const char *kbase =
-        (const char *)kc->data + (size_t)(g * hd) * (kc->type == BN_TYPE_F16 ? 2 : 4);
-    const char *vbase =
-        (const char *)vc->data + (size_t)(g * hd) * (vc->type == BN_TYPE_F16 ? 2 : 4);
+    const char *kbase = kv_slice(kc, g, hd), *vbase = kv_slice(vc, g, hd);
     float m[ATT_JOBS], sum[ATT_JOBS];
     int64_t len = 0;
     for (int k = 0; k < nj; k++) {
