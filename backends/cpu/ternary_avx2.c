@@ -114,23 +114,10 @@ INLINE void i2s_row2(const uint8_t *p, const uint8_t *p1, const int8_t *q, int64
 void bn_tern_avx2_gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q,
                            int32_t *out, bool group) {
     (void)group; /* one scale: always row mode */
-    const int64_t nb = w->K / 128;
-    const size_t rb = w->row_bytes;
-#define ROW(r) (w->data + (size_t)(r)*rb)
-#define PAIR(ra, rb_, ia, ib) i2s_row2(ROW(ra), ROW(rb_), q, nb, FIX, &out[ia], &out[ib])
-#define ONE(r, i) (out[i] = i2s_row(ROW(r), q, nb, FIX))
-    if (w->clean) {
-#define FIX false
-        BN_TERN_PAIRED_ROWS(r0, r1, PAIR, ONE);
-#undef FIX
-    } else {
-#define FIX true
-        BN_TERN_PAIRED_ROWS(r0, r1, PAIR, ONE);
-#undef FIX
-    }
-#undef ONE
-#undef PAIR
-#undef ROW
+    if (w->clean)
+        bn_tern_i2s_rows(w, r0, r1, q, out, false, i2s_row2, i2s_row);
+    else
+        bn_tern_i2s_rows(w, r0, r1, q, out, true, i2s_row2, i2s_row);
 }
 
 static void unpack_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
