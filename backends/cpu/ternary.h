@@ -239,29 +239,29 @@ bool bn_tern_matmul(const bn_tensor *node, int ith, int nth, void *scratch);
         if (n_ & 1) ONE((r0) + h_ - 1, h_ - 1);                                                    \
     } while (0)
 
-/* The row-mode I2_S mat-vec of rows [r0, r1) of w in that order, with a
- * table's own kernels for two rows (pair) and one (one); fix: the weight may
- * hold code 3. Each table calls it twice, with fix false and true and its
- * kernels as constants, so that once all is inlined each call is a loop
- * specialized for its case:
- *     if (w->clean) bn_tern_i2s_rows(w, r0, r1, q, out, false, pair, one);
- *     else          bn_tern_i2s_rows(w, r0, r1, q, out, true, pair, one); */
-typedef void (*bn_tern_i2s_pair_fn)(const uint8_t *p, const uint8_t *p1, const int8_t *q,
-                                    int64_t nb, bool fix, int32_t *o, int32_t *o1);
-typedef int32_t (*bn_tern_i2s_one_fn)(const uint8_t *p, const int8_t *q, int64_t nb, bool fix);
+/* A row-mode mat-vec of rows [r0, r1) of w (nb blocks per row) in that
+ * order, with a table's own kernels for two rows (pair) and one (one); fix:
+ * the weight may hold I2_S code 3 (TQ kernels ignore it). A table calls it
+ * with fix and its kernels as constants (for I2_S twice, fix false and
+ * true), so that once all is inlined each call is a loop specialized for its
+ * case:
+ *     if (w->clean) bn_tern_gemv_paired(w, r0, r1, q, out, nb, false, pair, one);
+ *     else          bn_tern_gemv_paired(w, r0, r1, q, out, nb, true, pair, one); */
+typedef void (*bn_tern_pair_fn)(const uint8_t *p, const uint8_t *p1, const int8_t *q, int64_t nb,
+                                bool fix, int32_t *o, int32_t *o1);
+typedef int32_t (*bn_tern_one_fn)(const uint8_t *p, const int8_t *q, int64_t nb, bool fix);
 
 static inline __attribute__((always_inline)) void
-bn_tern_i2s_rows(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q, int32_t *out,
-                 bool fix, bn_tern_i2s_pair_fn pair, bn_tern_i2s_one_fn one) {
-    const int64_t nb = w->K / 128;
-#define BN_I2S_ROW_(r) (w->data + (size_t)(r)*w->row_bytes)
-#define BN_I2S_PAIR_(ra, rb, ia, ib)                                                               \
-    pair(BN_I2S_ROW_(ra), BN_I2S_ROW_(rb), q, nb, fix, &out[ia], &out[ib])
-#define BN_I2S_ONE_(r, i) (out[i] = one(BN_I2S_ROW_(r), q, nb, fix))
-    BN_TERN_PAIRED_ROWS(r0, r1, BN_I2S_PAIR_, BN_I2S_ONE_);
-#undef BN_I2S_ONE_
-#undef BN_I2S_PAIR_
-#undef BN_I2S_ROW_
+bn_tern_gemv_paired(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q, int32_t *out,
+                    int64_t nb, bool fix, bn_tern_pair_fn pair, bn_tern_one_fn one) {
+#define BN_TERN_ROW_(r) (w->data + (size_t)(r)*w->row_bytes)
+#define BN_TERN_PAIR_(ra, rb, ia, ib)                                                              \
+    pair(BN_TERN_ROW_(ra), BN_TERN_ROW_(rb), q, nb, fix, &out[ia], &out[ib])
+#define BN_TERN_ONE_(r, i) (out[i] = one(BN_TERN_ROW_(r), q, nb, fix))
+    BN_TERN_PAIRED_ROWS(r0, r1, BN_TERN_PAIR_, BN_TERN_ONE_);
+#undef BN_TERN_ONE_
+#undef BN_TERN_PAIR_
+#undef BN_TERN_ROW_
 }
 
 static inline int bn_tern_type_index(uint32_t type) {

@@ -115,9 +115,9 @@ void bn_tern_avx2_gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int
                            int32_t *out, bool group) {
     (void)group; /* one scale: always row mode */
     if (w->clean)
-        bn_tern_i2s_rows(w, r0, r1, q, out, false, i2s_row2, i2s_row);
+        bn_tern_gemv_paired(w, r0, r1, q, out, w->K / 128, false, i2s_row2, i2s_row);
     else
-        bn_tern_i2s_rows(w, r0, r1, q, out, true, i2s_row2, i2s_row);
+        bn_tern_gemv_paired(w, r0, r1, q, out, w->K / 128, true, i2s_row2, i2s_row);
 }
 
 static void unpack_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,

@@ -214,15 +214,17 @@ static void gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q
                      bool group) {
     (void)group; /* one scale: always row mode */
     if (w->clean)
-        bn_tern_i2s_rows(w, r0, r1, q, out, false, i2s_pair_inplace, i2s_row_inplace);
+        bn_tern_gemv_paired(w, r0, r1, q, out, w->K / 128, false, i2s_pair_inplace,
+                            i2s_row_inplace);
     else
-        bn_tern_i2s_rows(w, r0, r1, q, out, true, i2s_pair_inplace, i2s_row_inplace);
+        bn_tern_gemv_paired(w, r0, r1, q, out, w->K / 128, true, i2s_pair_inplace, i2s_row_inplace);
 }
 
 /* TQ2_0 (row mode): element 128h + 32l + m of a block in qs[32h + m] at shift
  * 2l, so field shift 2l of half h meets q + 128h + 32l. One row: a block (two
  * halves, 8 accumulators) a step. */
-INLINE int32_t tq2_row_inplace(const uint8_t *p, const int8_t *q, int64_t nb) {
+INLINE int32_t tq2_row_inplace(const uint8_t *p, const int8_t *q, int64_t nb, bool fix) {
+    (void)fix; /* TQ2_0 has no code to fix */
     INPLACE_MASKS;
     uint32_t total = 0;
     for (int64_t c0 = 0; c0 < nb; c0 += INPLACE_CHUNK / 256) {
@@ -247,7 +249,8 @@ INLINE int32_t tq2_row_inplace(const uint8_t *p, const int8_t *q, int64_t nb) {
  * are loaded once for both rows (16 accumulators, 4 activations, 4 weights
  * and 4 masks: 28 of the 32 registers). */
 INLINE void tq2_pair_inplace(const uint8_t *p, const uint8_t *p1, const int8_t *q, int64_t nb,
-                             int32_t *o, int32_t *o1) {
+                             bool fix, int32_t *o, int32_t *o1) {
+    (void)fix; /* TQ2_0 has no code to fix */
     INPLACE_MASKS;
     uint32_t t = 0, t1 = 0;
     for (int64_t c0 = 0; c0 < nb; c0 += INPLACE_CHUNK / 256) {
@@ -285,15 +288,7 @@ static void gemv_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q
         bn_tern_avx2_gemv_tq2(w, r0, r1, q, out, group);
         return;
     }
-    const int64_t nb = w->K / 256;
-    const size_t rb = w->row_bytes;
-#define ROW(r) (w->data + (size_t)(r)*rb)
-#define PAIR(ra, rb_, ia, ib) tq2_pair_inplace(ROW(ra), ROW(rb_), q, nb, &out[ia], &out[ib])
-#define ONE(r, i) (out[i] = tq2_row_inplace(ROW(r), q, nb))
-    BN_TERN_PAIRED_ROWS(r0, r1, PAIR, ONE);
-#undef ONE
-#undef PAIR
-#undef ROW
+    bn_tern_gemv_paired(w, r0, r1, q, out, w->K / 256, false, tq2_pair_inplace, tq2_row_inplace);
 }
 
 /* ---- TQ1_0: base-3 digits, as in ternary_avx2.c ----
