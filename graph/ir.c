@@ -30,6 +30,14 @@ const char *bn_op_name(bn_op op) {
     return (op >= 0 && op < BN_OP_COUNT) ? op_names[op] : "?";
 }
 
+const char *bn_ir_type_name(uint32_t type) {
+    const char *n = bn_type_name(type);
+    if (n) return n;
+    if (type == BN_TYPE_I32) return "I32";
+    if (type == BN_TYPE_ACT_Q8) return "ACT_Q8";
+    return "unknown";
+}
+
 bn_graph *bn_graph_new(void) {
     return calloc(1, sizeof(bn_graph));
 }

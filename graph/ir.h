@@ -106,6 +106,23 @@ typedef struct bn_graph {
 } bn_graph;
 
 const char *bn_op_name(bn_op op);
+/* The number of sources op reads: src[0 .. n-1]. */
+int bn_op_n_srcs(bn_op op);
+/* A type's name (core/types.h), including the IR's I32 and ACT_Q8; "unknown" otherwise. */
+const char *bn_ir_type_name(uint32_t type);
+
+/* Whether node is well formed by the op semantics above: its sources are
+ * present; every tensor has positive dimensions and the contiguous layout of
+ * its type; types, shapes and parameters are those its op defines (MATMUL_TERNARY
+ * also needs K <= 2^23 so its int32 sums are exact). Returns BN_ERR_UNSUPPORTED
+ * for a type the op does not take, BN_ERR_INVALID_ARG for anything else, with
+ * "WHO: node 'NAME' (OP): what is wrong" in err (no "WHO: " when who is NULL).
+ * (graph/ir_check.c) */
+bn_status bn_ir_check_node(const bn_tensor *node, const char *who, bn_err *err);
+/* Fills err (may be NULL) with that same form of message and returns code: for
+ * a backend's own limits beyond the IR's. */
+bn_status bn_node_fail(bn_err *err, const char *who, const bn_tensor *node, bn_status code,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 bn_graph *bn_graph_new(void);
 void bn_graph_free(bn_graph *g); /* frees tensors, not their data */

@@ -807,6 +807,12 @@ TEST(test_check_node) {
     expect_refused(bn_cpy(g, wq8, BN_TYPE_F32), BN_ERR_UNSUPPORTED, "cpy_q8");
     bn_tensor *ids = bn_new_tensor(g, BN_TYPE_F32, 3, 1, "ids_f32");
     expect_refused(bn_get_rows(g, w256, ids), BN_ERR_UNSUPPORTED, "rows_ids");
+    /* an F16 source is a weight or cache, not checked before its op: its layout still is */
+    bn_tensor *xs = bn_new_tensor(g, BN_TYPE_F16, 256, 2, "xs");
+    bn_tensor *cs = bn_cpy(g, xs, BN_TYPE_F32);
+    assert_int_equal(bn_cpu_check_node(cs, &e), BN_OK);
+    xs->nb[1] += 2; /* rows with a gap */
+    expect_refused(cs, BN_ERR_INVALID_ARG, "cpy_strided");
 }
 
 /* The inlined f16 / bf16 conversions of the kernels equal core's, bit for bit. */
