@@ -28,27 +28,7 @@
 #pragma GCC target("avx2,fma,f16c")
 #endif
 
-#define LD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
-#define ST(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), v)
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE int32_t hsum32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
-/* (w >> s) & 3 per byte. */
-INLINE __m256i field(__m256i w, int s) {
-    return _mm256_and_si256(s ? _mm256_srli_epi16(w, s) : w, _mm256_set1_epi8(3));
-}
-
-/* I2_S code 3 -> 1 in every field of w: clear the high bit where the low one is set. */
-INLINE __m256i i2s_fix(__m256i w) {
-    const __m256i hi = _mm256_set1_epi8((char)0xaa);
-    return _mm256_andnot_si256(_mm256_and_si256(_mm256_slli_epi16(w, 1), hi), w);
-}
+#include "ternary_x86.h"
 
 /* ---- I2_S: 32 bytes per 128 elements; element 32j + b in byte b at shift 6 - 2j ---- */
 
@@ -77,7 +57,7 @@ INLINE int32_t i2s_row(const uint8_t *p, const int8_t *q, int64_t nb, bool fix) 
     }
     for (; b < nb; b++)
         a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(i2s_block(p + 32 * b, q + 128 * b, fix), ones));
-    return hsum32(_mm256_add_epi32(a0, a1));
+    return hsum256(_mm256_add_epi32(a0, a1));
 }
 
 /* Two rows p and p1 at once, sharing the activation loads: the int16 sums of
@@ -107,8 +87,8 @@ INLINE void i2s_row2(const uint8_t *p, const uint8_t *p1, const int8_t *q, int64
         a = _mm256_add_epi32(a, _mm256_madd_epi16(s, ones));
         a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(s1, ones));
     }
-    *o = hsum32(a);
-    *o1 = hsum32(a1);
+    *o = hsum256(a);
+    *o1 = hsum256(a1);
 }
 
 void bn_tern_avx2_gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q,
@@ -118,18 +98,6 @@ void bn_tern_avx2_gemv_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int
         bn_tern_gemv_paired(w, r0, r1, q, out, w->K / 128, false, i2s_row2, i2s_row);
     else
         bn_tern_gemv_paired(w, r0, r1, q, out, w->K / 128, true, i2s_row2, i2s_row);
-}
-
-static void unpack_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
-                       uint8_t *codes, size_t ldc) {
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = w->data + (size_t)r * w->row_bytes + k0 / 4;
-        uint8_t *c = codes + (size_t)(r - r0) * ldc;
-        for (int64_t b = 0; b < kn / 128; b++) {
-            __m256i v = i2s_fix(LD(p + 32 * b));
-            for (int j = 0; j < 4; j++) ST(c + 128 * b + 32 * j, field(v, 6 - 2 * j));
-        }
-    }
 }
 
 /* ---- TQ2_0: 66 bytes per 256 elements; element 128h + 32l + m in qs[32h + m] at shift 2l ---- */
@@ -149,18 +117,8 @@ INLINE __m256i tq2_block(const uint8_t *p, const int8_t *q) {
     return s;
 }
 
-/* ---- TQ1_0: 54 bytes per 256 elements, base-3 digits ----
- * Digit n of byte b is ((b * 3^n mod 256) * 3) >> 8 = [v >= 86] + [v >= 171]
- * with v = b * 3^n mod 256 (the products are formed by bytewise adds, which
- * wrap mod 256; the unsigned compares by flipping the top bit). The 8 vectors
- * hold elements 32j .. 32j + 31 in order: j < 5 are digit j of qs[0..32);
- * j = 5: digits 0 | 1 of qs[32..48) (elements 160..191); j = 6: digits 2 | 3
- * (192..223); j = 7: digit 4 of qs[32..48) | the four digits of qh[0..4)
- * (224..255, element 240 + 4n + j' being digit n of qh[j']). */
-
-INLINE __m256i mul3(__m256i v) {
-    return _mm256_add_epi8(v, _mm256_add_epi8(v, v));
-}
+/* ---- TQ1_0: 54 bytes per 256 elements, base-3 digits (tq1_codes in ternary_x86.h) ----
+ * digit = [v >= 86] + [v >= 171] per byte: unsigned compares by flipping the top bit. */
 
 INLINE __m256i digit(__m256i v) {
     const __m256i flip = _mm256_set1_epi8((char)0x80);
@@ -168,28 +126,6 @@ INLINE __m256i digit(__m256i v) {
     __m256i x = _mm256_xor_si256(v, flip);
     __m256i m = _mm256_add_epi8(_mm256_cmpgt_epi8(x, t1), _mm256_cmpgt_epi8(x, t2));
     return _mm256_sub_epi8(_mm256_setzero_si256(), m);
-}
-
-INLINE void tq1_codes(const uint8_t *p, __m256i c[8]) {
-    __m256i v = LD(p);
-    for (int n = 0; n < 5; n++) {
-        c[n] = digit(v);
-        if (n < 4) v = mul3(v);
-    }
-    __m256i x =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 32)));
-    x = _mm256_blend_epi32(x, mul3(x), 0xf0); /* b | 3b */
-    c[5] = digit(x);
-    x = mul3(mul3(x)); /* 9b | 27b */
-    c[6] = digit(x);
-    x = mul3(mul3(x)); /* 81b | (unused) */
-    uint32_t h;
-    memcpy(&h, p + 48, 4);
-    /* byte 4n + j = qh[j] * 3^n mod 256: multiply 16-bit lanes, even and odd bytes apart */
-    const __m128i hv = _mm_set1_epi32((int)h), mul = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27);
-    __m128i ev = _mm_and_si128(_mm_mullo_epi16(hv, mul), _mm_set1_epi16(0xff));
-    __m128i od = _mm_slli_epi16(_mm_mullo_epi16(_mm_srli_epi16(hv, 8), mul), 8);
-    c[7] = digit(_mm256_inserti128_si256(x, _mm_or_si128(ev, od), 1));
 }
 
 /* One block times q[0..256): int16, |x| <= 8 * 512. */
@@ -215,7 +151,7 @@ INLINE __m256i tq1_block(const uint8_t *p, const int8_t *q) {
             if (group) {                                                                           \
                 for (int64_t b = 0; b < nb; b++)                                                   \
                     out[(r - r0) * nb + b] =                                                       \
-                        hsum32(_mm256_madd_epi16(BLOCK(p + BB * b, q + 256 * b), ones));           \
+                        hsum256(_mm256_madd_epi16(BLOCK(p + BB * b, q + 256 * b), ones));          \
                 continue;                                                                          \
             }                                                                                      \
             __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();                      \
@@ -229,7 +165,7 @@ INLINE __m256i tq1_block(const uint8_t *p, const int8_t *q) {
             if (b < nb)                                                                            \
                 a0 =                                                                               \
                     _mm256_add_epi32(a0, _mm256_madd_epi16(BLOCK(p + BB * b, q + 256 * b), ones)); \
-            out[r - r0] = hsum32(_mm256_add_epi32(a0, a1));                                        \
+            out[r - r0] = hsum256(_mm256_add_epi32(a0, a1));                                       \
         }                                                                                          \
     }
 
@@ -256,8 +192,8 @@ INLINE void tq2_row2(const uint8_t *p, const uint8_t *p1, const int8_t *q, int64
         a = _mm256_add_epi32(a, _mm256_madd_epi16(s, ones));
         a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(s1, ones));
     }
-    *o = hsum32(a);
-    *o1 = hsum32(a1);
+    *o = hsum256(a);
+    *o1 = hsum256(a1);
 }
 
 void bn_tern_avx2_gemv_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q,
@@ -275,32 +211,6 @@ void bn_tern_avx2_gemv_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int
 #undef ONE
 #undef PAIR
 #undef ROW
-}
-
-static void unpack_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
-                       uint8_t *codes, size_t ldc) {
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = w->data + (size_t)r * w->row_bytes + (size_t)(k0 / 256) * 66;
-        uint8_t *c = codes + (size_t)(r - r0) * ldc;
-        for (int64_t b = 0; b < kn / 256; b++)
-            for (int h = 0; h < 2; h++) {
-                __m256i v = LD(p + 66 * b + 32 * h);
-                for (int l = 0; l < 4; l++) ST(c + 256 * b + 128 * h + 32 * l, field(v, 2 * l));
-            }
-    }
-}
-
-static void unpack_tq1(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
-                       uint8_t *codes, size_t ldc) {
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = w->data + (size_t)r * w->row_bytes + (size_t)(k0 / 256) * 54;
-        uint8_t *c = codes + (size_t)(r - r0) * ldc;
-        for (int64_t b = 0; b < kn / 256; b++) {
-            __m256i v[8];
-            tq1_codes(p + 54 * b, v);
-            for (int j = 0; j < 8; j++) ST(c + 256 * b + 32 * j, v[j]);
-        }
-    }
 }
 
 /* ---- GEMM micro-kernel: nr rows of byte codes x nt tokens ----
@@ -331,7 +241,7 @@ INLINE void gemm_tile(const uint8_t *c, size_t ldc, const int nr, const int8_t *
             for (int t = 0; t < nt; t++) {
                 __m256i s = _mm256_madd_epi16(acc[r][t], ones);
                 if (group)
-                    out[(t * nr + r) * (kn / 256) + k / 256] = hsum32(s);
+                    out[(t * nr + r) * (kn / 256) + k / 256] = hsum256(s);
                 else
                     acc32[r][t] = _mm256_add_epi32(acc32[r][t], s);
             }
@@ -340,7 +250,7 @@ INLINE void gemm_tile(const uint8_t *c, size_t ldc, const int nr, const int8_t *
         for (int r = 0; r < nr; r++)
             for (int t = 0; t < nt; t++)
                 out[t * ldo + r] =
-                    (int32_t)((uint32_t)out[t * ldo + r] + (uint32_t)hsum32(acc32[r][t]));
+                    (int32_t)((uint32_t)out[t * ldo + r] + (uint32_t)hsum256(acc32[r][t]));
 }
 
 /* Tiles of at most 2 rows (16 registers: 8 int16 + 8 int32 accumulators would

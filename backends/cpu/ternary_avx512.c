@@ -11,8 +11,9 @@
  *
  * The GEMM unpacks into byte codes (shifts and masks) and runs 16 dot products
  * per 32 elements of a 4-row x 4-token tile; 187 GMAC/s on one Zen 4 core
- * against 113 for AVX2 (bench/RESULTS.md). TQ1_0 unpacks as in the AVX2 file
- * (unsigned compares into masks here): its mat-vec is 1.4x the AVX2 one.
+ * against 113 for AVX2 (bench/RESULTS.md). TQ1_0 decodes with the AVX2
+ * file's steps (tq1_codes, ternary_x86.h), its digits from unsigned compares
+ * into masks: its mat-vec is 1.4x the AVX2 one.
  * The I2_S and TQ2_0 mat-vecs use each 2-bit field in place (4 ANDs and 4
  * dot products per 128 weights, see below). The column and lookup-table
  * entries are the AVX2 ones. */
@@ -32,9 +33,7 @@
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 #endif
 
-#define LD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
-#define ST(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), v)
-#define INLINE static inline __attribute__((always_inline))
+#include "ternary_x86.h"
 
 /* acc += dot products of unsigned a and signed b bytes, in place. GCC 12 does
  * not tie the intrinsic's accumulator to its result and copies every
@@ -48,13 +47,6 @@
 #define DPBUSD_REG(acc, a, b) ((acc) = _mm256_dpbusd_epi32(acc, a, b))
 #endif
 
-INLINE int32_t hsum256(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 /* {sum of a's lanes, of b's, of c's, of d's}: three horizontal adds and one
  * add instead of four hsum256 (the 4 x 4 GEMM tile's epilogue). */
 INLINE __m128i hsum4x256(__m256i a, __m256i b, __m256i c, __m256i d) {
@@ -62,45 +54,9 @@ INLINE __m128i hsum4x256(__m256i a, __m256i b, __m256i c, __m256i d) {
     return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
 }
 
-/* (w >> s) & 3 per byte. */
-INLINE __m256i field(__m256i w, int s) {
-    return _mm256_and_si256(s ? _mm256_srli_epi16(w, s) : w, _mm256_set1_epi8(3));
-}
-
-/* I2_S code 3 -> 1: clear a field's high bit where its low bit is set. */
-INLINE __m256i i2s_fix(__m256i w) {
-    const __m256i hi = _mm256_set1_epi8((char)0xaa);
-    return _mm256_andnot_si256(_mm256_and_si256(_mm256_slli_epi16(w, 1), hi), w);
-}
-
 /* ---- I2_S: element 32j + b of a block in byte b at shift 6 - 2j ---- */
 
-static void unpack_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
-                       uint8_t *codes, size_t ldc) {
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = w->data + (size_t)r * w->row_bytes + k0 / 4;
-        uint8_t *c = codes + (size_t)(r - r0) * ldc;
-        for (int64_t b = 0; b < kn / 128; b++) {
-            __m256i v = i2s_fix(LD(p + 32 * b));
-            for (int j = 0; j < 4; j++) ST(c + 128 * b + 32 * j, field(v, 6 - 2 * j));
-        }
-    }
-}
-
 /* ---- TQ2_0: element 128h + 32l + m of a block in qs[32h + m] at shift 2l ---- */
-
-static void unpack_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
-                       uint8_t *codes, size_t ldc) {
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = w->data + (size_t)r * w->row_bytes + (size_t)(k0 / 256) * 66;
-        uint8_t *c = codes + (size_t)(r - r0) * ldc;
-        for (int64_t b = 0; b < kn / 256; b++)
-            for (int h = 0; h < 2; h++) {
-                __m256i v = LD(p + 66 * b + 32 * h);
-                for (int l = 0; l < 4; l++) ST(c + 256 * b + 128 * h + 32 * l, field(v, 2 * l));
-            }
-    }
-}
 
 /* ---- I2_S and TQ2_0 mat-vecs: each 2-bit field used in place ----
  * w & (3 << s) is c * 2^s for the field at shift s, so vpdpbusd of the masked
@@ -291,39 +247,14 @@ static void gemv_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q
     bn_tern_gemv_paired(w, r0, r1, q, out, w->K / 256, false, tq2_pair_inplace, tq2_row_inplace);
 }
 
-/* ---- TQ1_0: base-3 digits, as in ternary_avx2.c ----
+/* ---- TQ1_0: base-3 digits (tq1_codes in ternary_x86.h) ----
  * digit = [v >= 86] + [v >= 171] for v = b * 3^n mod 256 (unsigned compares
  * into masks here). */
-
-INLINE __m256i mul3(__m256i v) {
-    return _mm256_add_epi8(v, _mm256_add_epi8(v, v));
-}
 
 INLINE __m256i digit(__m256i v) {
     const __m256i one = _mm256_set1_epi8(1);
     const __m256i d = _mm256_maskz_mov_epi8(_mm256_cmpge_epu8_mask(v, _mm256_set1_epi8(86)), one);
     return _mm256_mask_add_epi8(d, _mm256_cmpge_epu8_mask(v, _mm256_set1_epi8((char)171)), d, one);
-}
-
-INLINE void tq1_codes(const uint8_t *p, __m256i c[8]) {
-    __m256i v = LD(p);
-    for (int n = 0; n < 5; n++) {
-        c[n] = digit(v);
-        if (n < 4) v = mul3(v);
-    }
-    __m256i x =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p + 32)));
-    x = _mm256_blend_epi32(x, mul3(x), 0xf0);
-    c[5] = digit(x);
-    x = mul3(mul3(x));
-    c[6] = digit(x);
-    x = mul3(mul3(x));
-    uint32_t h;
-    memcpy(&h, p + 48, 4);
-    const __m128i hv = _mm_set1_epi32((int)h), mul = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27);
-    __m128i ev = _mm_and_si128(_mm_mullo_epi16(hv, mul), _mm_set1_epi16(0xff));
-    __m128i od = _mm_slli_epi16(_mm_mullo_epi16(_mm_srli_epi16(hv, 8), mul), 8);
-    c[7] = digit(_mm256_inserti128_si256(x, _mm_or_si128(ev, od), 1));
 }
 
 INLINE __m256i tq1_block(__m256i acc, const uint8_t *p, const int8_t *q) {
@@ -352,19 +283,6 @@ static void gemv_tq1(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q
         }
         if (b < nb) a0 = tq1_block(a0, p + 54 * b, q + 256 * b);
         out[r - r0] = hsum256(_mm256_add_epi32(a0, a1));
-    }
-}
-
-static void unpack_tq1(const bn_tern_w *w, int64_t r0, int64_t r1, int64_t k0, int64_t kn,
-                       uint8_t *codes, size_t ldc) {
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *p = w->data + (size_t)r * w->row_bytes + (size_t)(k0 / 256) * 54;
-        uint8_t *c = codes + (size_t)(r - r0) * ldc;
-        for (int64_t b = 0; b < kn / 256; b++) {
-            __m256i v[8];
-            tq1_codes(p + 54 * b, v);
-            for (int j = 0; j < 8; j++) ST(c + 256 * b + 32 * j, v[j]);
-        }
     }
 }
 
