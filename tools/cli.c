@@ -96,6 +96,23 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i) {
     return argv[++*i];
 }
 
+bool cli_int_value(const char *cmd, int argc, char **argv, int *i, long long lo, long long hi,
+                   long long *out) {
+    const char *a = argv[*i], *v = cli_value(cmd, argc, argv, i);
+    if (!v) return false;
+    if (cli_parse_int(v, lo, hi, out)) return true;
+    cli_usage_error(cmd, "%s needs an integer in [%lld, %lld], not '%s'", a, lo, hi, v);
+    return false;
+}
+
+bool cli_float_value(const char *cmd, int argc, char **argv, int *i, double *out) {
+    const char *a = argv[*i], *v = cli_value(cmd, argc, argv, i);
+    if (!v) return false;
+    if (cli_parse_float(v, out)) return true;
+    cli_usage_error(cmd, "%s needs a number, not '%s'", a, v);
+    return false;
+}
+
 void cli_progress_start(cli_progress *p, const char *label) {
     p->tty = bn_isatty_stderr();
     p->t0 = p->last = bn_time_sec();

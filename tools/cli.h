@@ -27,6 +27,12 @@ int cli_parse_id_list(const char *s, int32_t **out);
 /* Fetches the value of option argv[*i] (advancing *i); NULL (after reporting a
  * usage error) when missing. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+/* Fetches and parses the value of option argv[*i] (advancing *i): an integer in
+ * [lo, hi], or a finite number. False (after a usage error "OPT needs an integer
+ * in [lo, hi], not 'V'" or "OPT needs a number, not 'V'") when missing or bad. */
+bool cli_int_value(const char *cmd, int argc, char **argv, int *i, long long lo, long long hi,
+                   long long *out);
+bool cli_float_value(const char *cmd, int argc, char **argv, int *i, double *out);
 
 /* A progress bar on stderr, drawn only when stderr is a terminal. */
 typedef struct cli_progress {

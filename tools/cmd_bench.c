@@ -28,6 +28,7 @@
 #include "../core/types.h"
 #include "../graph/context.h"
 #include "cli.h"
+#include "cli_context.h"
 #include "cli_devices.h"
 
 #define MAX_LIST 16
@@ -135,24 +136,13 @@ static int parse(int argc, char **argv, bench_opts *o) {
                     "bench", "%s needs a list of %s like %s (at most %d), not '%s'", a,
                     thr ? "thread counts" : "token counts", thr ? "1,2" : "128,512", MAX_LIST, v);
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
-            if (!(v = cli_value("bench", argc, argv, &i))) return EXIT_USAGE;
-            if (!cli_parse_int(v, 1, 1000, &n))
-                return cli_usage_error("bench", "%s needs an integer in [1, 1000], not '%s'", a, v);
+            if (!cli_int_value("bench", argc, argv, &i, 1, 1000, &n)) return EXIT_USAGE;
             o->reps = (int)n;
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            if (!(v = cli_value("bench", argc, argv, &i))) return EXIT_USAGE;
-            if (!cli_parse_int(v, 1, 1 << 16, &n))
-                return cli_usage_error("bench", "%s needs an integer in [1, 65536], not '%s'", a,
-                                       v);
+            if (!cli_int_value("bench", argc, argv, &i, 1, 1 << 16, &n)) return EXIT_USAGE;
             o->n_batch = (int)n;
         } else if (!strcmp(a, "--kv")) {
-            if (!(v = cli_value("bench", argc, argv, &i))) return EXIT_USAGE;
-            if (!strcmp(v, "f16"))
-                o->kv_type = BN_TYPE_F16;
-            else if (!strcmp(v, "f32"))
-                o->kv_type = BN_TYPE_F32;
-            else
-                return cli_usage_error("bench", "--kv must be f16 or f32, not '%s'", v);
+            if (!cli_kv_value("bench", argc, argv, &i, &o->kv_type)) return EXIT_USAGE;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (!(v = cli_value("bench", argc, argv, &i))) return EXIT_USAGE;
             if (!strcmp(v, "md"))

@@ -9,7 +9,6 @@
  * the system prompt), /exit or end of input quits. Replies stream to stdout;
  * the per-turn log goes to stderr. */
 #define _POSIX_C_SOURCE 200809L
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +22,14 @@
 #include "../core/types.h"
 #include "../graph/context.h"
 #include "cli.h"
+#include "cli_context.h"
 #include "cli_devices.h"
 
 typedef struct chat_opts {
     const char *model, *system, *tmpl;
-    int n_predict, n_threads, n_ctx, n_batch;
-    uint32_t kv_type;
+    int n_predict;
     bool verbose_prompt;
+    cli_context_opts context;
     bn_sampler_params sp;
     cli_device_opts dev;
 } chat_opts;
@@ -66,90 +66,36 @@ static int parse(int argc, char **argv, chat_opts *o) {
     const char *cmd = "chat";
     memset(o, 0, sizeof *o);
     o->n_predict = 512;
-    o->kv_type = BN_TYPE_F16;
+    cli_context_opts_init(&o->context);
     bn_sampler_params_default(&o->sp);
     cli_device_opts_init(&o->dev);
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
+        const char *a = argv[i];
         long long n;
-        int dr;
-        double f;
-#define VALUE()                                                                                    \
-    do {                                                                                           \
-        if (!(v = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;                              \
-    } while (0)
-#define INT_OPT(dst, lo, hi)                                                                       \
-    do {                                                                                           \
-        VALUE();                                                                                   \
-        if (!cli_parse_int(v, lo, hi, &n))                                                         \
-            return cli_usage_error(cmd, "%s needs an integer in [%lld, %lld], not '%s'", a,        \
-                                   (long long)(lo), (long long)(hi), v);                           \
-        dst = n;                                                                                   \
-    } while (0)
-#define FLOAT_OPT(dst)                                                                             \
-    do {                                                                                           \
-        VALUE();                                                                                   \
-        if (!cli_parse_float(v, &f))                                                               \
-            return cli_usage_error(cmd, "%s needs a number, not '%s'", a, v);                      \
-        dst = (float)f;                                                                            \
-    } while (0)
+        int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             chat_usage(stdout);
             return 0;
         } else if (!strcmp(a, "-cnv") || !strcmp(a, "--conversation")) {
             /* bitnet run -cnv */
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            VALUE();
-            o->model = v;
+            if (!(o->model = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--system") || !strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            VALUE();
-            o->system = v;
+            if (!(o->system = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--template")) {
-            VALUE();
-            o->tmpl = v;
+            if (!(o->tmpl = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            INT_OPT(o->n_predict, 1, 1 << 24);
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            INT_OPT(o->n_threads, 1, 1024);
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            INT_OPT(o->n_ctx, 1, 1 << 24);
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            INT_OPT(o->n_batch, 1, 1 << 16);
-        } else if (!strcmp(a, "--kv")) {
-            VALUE();
-            if (!strcmp(v, "f16"))
-                o->kv_type = BN_TYPE_F16;
-            else if (!strcmp(v, "f32"))
-                o->kv_type = BN_TYPE_F32;
-            else
-                return cli_usage_error(cmd, "--kv must be f16 or f32, not '%s'", v);
-        } else if (!strcmp(a, "--temp") || !strcmp(a, "-temp")) {
-            FLOAT_OPT(o->sp.temp);
-        } else if (!strcmp(a, "--top-k")) {
-            INT_OPT(o->sp.top_k, 0, INT_MAX);
-        } else if (!strcmp(a, "--top-p")) {
-            FLOAT_OPT(o->sp.top_p);
-        } else if (!strcmp(a, "--min-p")) {
-            FLOAT_OPT(o->sp.min_p);
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            FLOAT_OPT(o->sp.repeat_penalty);
-        } else if (!strcmp(a, "--repeat-last-n")) {
-            INT_OPT(o->sp.repeat_last_n, -1, INT_MAX);
-        } else if (!strcmp(a, "--seed")) {
-            VALUE();
-            if (!cli_parse_int(v, 0, INT64_MAX, &n))
-                return cli_usage_error(cmd, "--seed needs a non-negative integer, not '%s'", v);
-            o->sp.seed = (uint64_t)n;
+            if (!cli_int_value(cmd, argc, argv, &i, 1, 1 << 24, &n)) return EXIT_USAGE;
+            o->n_predict = (int)n;
         } else if (!strcmp(a, "--verbose-prompt")) {
             o->verbose_prompt = true;
-        } else if ((dr = cli_device_option(cmd, argc, argv, &i, &o->dev)) != 0) {
-            if (dr != 1) return dr;
+        } else if ((r = cli_context_option(cmd, argc, argv, &i, &o->context)) != 0 ||
+                   (r = cli_sampling_option(cmd, argc, argv, &i, &o->sp)) != 0 ||
+                   (r = cli_device_option(cmd, argc, argv, &i, &o->dev)) != 0) {
+            if (r != 1) return r;
         } else {
             return cli_usage_error(cmd, "unknown option '%s'", a);
         }
-#undef VALUE
-#undef INT_OPT
-#undef FLOAT_OPT
     }
     if (!o->model) return cli_usage_error(cmd, "-m FILE is required");
     return -1;
@@ -221,10 +167,7 @@ int cmd_chat(int argc, char **argv) {
     }
     bn_context_params cp;
     bn_context_params_default(&cp);
-    cp.n_ctx = o.n_ctx;
-    cp.n_batch = o.n_batch;
-    cp.n_threads = o.n_threads;
-    cp.kv_type = o.kv_type;
+    cli_context_apply(&o.context, &cp);
     cli_device_apply(&o.dev, &cp);
     if (bn_context_new(m, &cp, &ctx, &err) != BN_OK) {
         cli_fail(&err);

@@ -18,6 +18,7 @@
 #include "../core/tokenizer.h"
 #include "../graph/context.h"
 #include "cli.h"
+#include "cli_context.h"
 
 static void ppl_usage(FILE *o) {
     fprintf(o, "usage: bitnet perplexity -m FILE -f TEXT [options]\n\n"
@@ -109,11 +110,7 @@ int cmd_perplexity(int argc, char **argv) {
         } else if (!strcmp(a, "--token-ids")) {
             if (!(idfile = cli_value("perplexity", argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--kv")) {
-            if (!(v = cli_value("perplexity", argc, argv, &i))) return EXIT_USAGE;
-            if (!strcmp(v, "f16") || !strcmp(v, "f32"))
-                kv = v[1] == '1' ? BN_TYPE_F16 : BN_TYPE_F32;
-            else
-                return cli_usage_error("perplexity", "--kv must be f16 or f32, not '%s'", v);
+            if (!cli_kv_value("perplexity", argc, argv, &i, &kv)) return EXIT_USAGE;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
             dst = &n_ctx;
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {

@@ -10,6 +10,7 @@
 #include "../graph/devices.h"
 #include "../graph/shape_model.h"
 #include "cli.h"
+#include "cli_context.h"
 #include "cli_devices.h"
 #include "shapes.h"
 
@@ -61,10 +62,7 @@ int cmd_plan(int argc, char **argv) {
             if (!cli_parse_int(v, 1, 1 << 24, dst))
                 return cli_usage_error("plan", "%s needs a positive integer, not '%s'", a, v);
         } else if (!strcmp(a, "--kv")) {
-            if (!(v = cli_value("plan", argc, argv, &i))) return EXIT_USAGE;
-            if (strcmp(v, "f16") && strcmp(v, "f32"))
-                return cli_usage_error("plan", "--kv must be f16 or f32, not '%s'", v);
-            kv_type = !strcmp(v, "f32") ? BN_TYPE_F32 : BN_TYPE_F16;
+            if (!cli_kv_value("plan", argc, argv, &i, &kv_type)) return EXIT_USAGE;
         } else if (!strcmp(a, "--json")) {
             json = true;
         } else if ((dr = cli_device_option("plan", argc, argv, &i, &dev)) != 0) {

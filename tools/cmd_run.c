@@ -15,14 +15,15 @@
 #include "../core/types.h"
 #include "../graph/context.h"
 #include "cli.h"
+#include "cli_context.h"
 #include "cli_devices.h"
 
 /* Options shared by run and eval. */
 typedef struct run_opts {
     const char *model, *prompt, *prompt_ids, *logits_out;
-    int n_predict, n_threads, n_ctx, n_batch;
-    uint32_t kv_type;
+    int n_predict;
     bool print_ids, no_bos, special, verbose_prompt;
+    cli_context_opts context;
     bn_sampler_params sp;
     cli_device_opts dev;
 } run_opts;
@@ -90,97 +91,42 @@ static int parse(int argc, char **argv, bool eval, run_opts *o) {
     const char *cmd = eval ? "eval" : "run";
     memset(o, 0, sizeof *o);
     o->n_predict = 128;
-    o->kv_type = BN_TYPE_F16;
+    cli_context_opts_init(&o->context);
     bn_sampler_params_default(&o->sp);
     cli_device_opts_init(&o->dev);
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int dr;
+        const char *a = argv[i];
         long long n;
-        double f;
-#define VALUE()                                                                                    \
-    do {                                                                                           \
-        if (!(v = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;                              \
-    } while (0)
-#define INT_OPT(dst, lo, hi)                                                                       \
-    do {                                                                                           \
-        VALUE();                                                                                   \
-        if (!cli_parse_int(v, lo, hi, &n))                                                         \
-            return cli_usage_error(cmd, "%s needs an integer in [%lld, %lld], not '%s'", a,        \
-                                   (long long)(lo), (long long)(hi), v);                           \
-        dst = n;                                                                                   \
-    } while (0)
-#define FLOAT_OPT(dst)                                                                             \
-    do {                                                                                           \
-        VALUE();                                                                                   \
-        if (!cli_parse_float(v, &f))                                                               \
-            return cli_usage_error(cmd, "%s needs a number, not '%s'", a, v);                      \
-        dst = (float)f;                                                                            \
-    } while (0)
+        int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             run_usage(stdout, eval);
             return 0;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            VALUE();
-            o->model = v;
+            if (!(o->model = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            VALUE();
-            o->prompt = v;
+            if (!(o->prompt = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--prompt-ids")) {
-            VALUE();
-            o->prompt_ids = v;
+            if (!(o->prompt_ids = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--no-bos")) {
             o->no_bos = true;
         } else if (!strcmp(a, "--special")) {
             o->special = true;
         } else if (!strcmp(a, "--verbose-prompt")) {
             o->verbose_prompt = true;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            INT_OPT(o->n_threads, 1, 1024);
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            INT_OPT(o->n_ctx, 1, 1 << 24);
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            INT_OPT(o->n_batch, 1, 1 << 16);
-        } else if (!strcmp(a, "--kv")) {
-            VALUE();
-            if (!strcmp(v, "f16"))
-                o->kv_type = BN_TYPE_F16;
-            else if (!strcmp(v, "f32"))
-                o->kv_type = BN_TYPE_F32;
-            else
-                return cli_usage_error(cmd, "--kv must be f16 or f32, not '%s'", v);
         } else if (eval && !strcmp(a, "--logits-out")) {
-            VALUE();
-            o->logits_out = v;
+            if (!(o->logits_out = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!eval && (!strcmp(a, "-n") || !strcmp(a, "--n-predict"))) {
-            INT_OPT(o->n_predict, 0, 1 << 24);
-        } else if (!eval && (!strcmp(a, "--temp") || !strcmp(a, "-temp"))) {
-            FLOAT_OPT(o->sp.temp);
-        } else if (!eval && !strcmp(a, "--top-k")) {
-            INT_OPT(o->sp.top_k, 0, INT_MAX);
-        } else if (!eval && !strcmp(a, "--top-p")) {
-            FLOAT_OPT(o->sp.top_p);
-        } else if (!eval && !strcmp(a, "--min-p")) {
-            FLOAT_OPT(o->sp.min_p);
-        } else if (!eval && !strcmp(a, "--repeat-penalty")) {
-            FLOAT_OPT(o->sp.repeat_penalty);
-        } else if (!eval && !strcmp(a, "--repeat-last-n")) {
-            INT_OPT(o->sp.repeat_last_n, -1, INT_MAX);
-        } else if (!eval && !strcmp(a, "--seed")) {
-            VALUE();
-            if (!cli_parse_int(v, 0, INT64_MAX, &n))
-                return cli_usage_error(cmd, "--seed needs a non-negative integer, not '%s'", v);
-            o->sp.seed = (uint64_t)n;
+            if (!cli_int_value(cmd, argc, argv, &i, 0, 1 << 24, &n)) return EXIT_USAGE;
+            o->n_predict = (int)n;
         } else if (!eval && !strcmp(a, "--print-ids")) {
             o->print_ids = true;
-        } else if ((dr = cli_device_option(cmd, argc, argv, &i, &o->dev)) != 0) {
-            if (dr != 1) return dr;
+        } else if ((r = cli_context_option(cmd, argc, argv, &i, &o->context)) != 0 ||
+                   (!eval && (r = cli_sampling_option(cmd, argc, argv, &i, &o->sp)) != 0) ||
+                   (r = cli_device_option(cmd, argc, argv, &i, &o->dev)) != 0) {
+            if (r != 1) return r;
         } else {
             return cli_usage_error(cmd, "unknown option '%s'", a);
         }
-#undef VALUE
-#undef INT_OPT
-#undef FLOAT_OPT
     }
     if (!o->prompt == !o->prompt_ids)
         return cli_usage_error(cmd, "give exactly one of -p TEXT and --prompt-ids LIST");
@@ -218,10 +164,7 @@ static int prepare(const run_opts *o, bn_model **m, bn_context **ctx, int32_t **
     if (*n_ids == 0) return cli_error("the prompt is empty");
     bn_context_params cp;
     bn_context_params_default(&cp);
-    cp.n_ctx = o->n_ctx;
-    cp.n_batch = o->n_batch;
-    cp.n_threads = o->n_threads;
-    cp.kv_type = o->kv_type;
+    cli_context_apply(&o->context, &cp);
     cli_device_apply(&o->dev, &cp);
     if (bn_context_new(*m, &cp, ctx, &err) != BN_OK) return cli_fail(&err);
     if (*n_ids > bn_context_n_ctx(*ctx))

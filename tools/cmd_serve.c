@@ -10,6 +10,7 @@
 
 #include "../core/os.h"
 #include "cli.h"
+#include "cli_context.h"
 #include "cli_devices.h"
 #ifdef BITNET_HAVE_SERVER
 #include "serve.h"
@@ -59,6 +60,8 @@ int cmd_serve(int argc, char **argv) {
 #else
 
 static int parse(int argc, char **argv, serve_opts *o) {
+    const char *cmd = "serve";
+    cli_context_opts context;
     memset(o, 0, sizeof *o);
     o->host = "127.0.0.1";
     o->port = 8080;
@@ -67,75 +70,57 @@ static int parse(int argc, char **argv, serve_opts *o) {
     o->max_body = 8u << 20;
     o->max_conns = 64;
     o->api_key = getenv("BITNET_API_KEY");
+    cli_context_opts_init(&context);
     cli_device_opts_init(&o->dev);
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
+        const char *a = argv[i];
         long long n;
-#define VALUE()                                                                                    \
-    do {                                                                                           \
-        if (!(v = cli_value("serve", argc, argv, &i))) return EXIT_USAGE;                          \
-    } while (0)
-#define INT_OPT(dst, lo, hi)                                                                       \
-    do {                                                                                           \
-        VALUE();                                                                                   \
-        if (!cli_parse_int(v, lo, hi, &n))                                                         \
-            return cli_usage_error("serve", "%s needs an integer in [%lld, %lld], not '%s'", a,    \
-                                   (long long)(lo), (long long)(hi), v);                           \
-        dst = n;                                                                                   \
-    } while (0)
+        int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             serve_usage(stdout);
             return 0;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             o->verbose = true;
         } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            VALUE();
-            o->model = v;
+            if (!(o->model = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--host")) {
-            VALUE();
-            o->host = v;
+            if (!(o->host = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--port")) {
-            INT_OPT(o->port, 0, 65535);
+            if (!cli_int_value(cmd, argc, argv, &i, 0, 65535, &n)) return EXIT_USAGE;
+            o->port = (int)n;
         } else if (!strcmp(a, "-np") || !strcmp(a, "--parallel")) {
-            INT_OPT(o->parallel, 1, 256);
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-            INT_OPT(o->n_ctx, 1, 1 << 24);
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            INT_OPT(o->n_threads, 1, 1024);
-        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
-            INT_OPT(o->n_batch, 1, 1 << 16);
-        } else if (!strcmp(a, "--kv")) {
-            VALUE();
-            if (strcmp(v, "f16") && strcmp(v, "f32"))
-                return cli_usage_error("serve", "--kv must be f16 or f32, not '%s'", v);
-            o->kv_f32 = !strcmp(v, "f32");
+            if (!cli_int_value(cmd, argc, argv, &i, 1, 256, &n)) return EXIT_USAGE;
+            o->parallel = (int)n;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) {
-            INT_OPT(o->max_tokens, -1, 1 << 24);
+            if (!cli_int_value(cmd, argc, argv, &i, -1, 1 << 24, &n)) return EXIT_USAGE;
+            o->max_tokens = (int)n;
         } else if (!strcmp(a, "--api-key")) {
-            VALUE();
-            o->api_key = v;
+            if (!(o->api_key = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--alias")) {
-            VALUE();
-            o->alias = v;
+            if (!(o->alias = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--chat-template")) {
-            VALUE();
-            o->chat_template = v;
+            if (!(o->chat_template = cli_value(cmd, argc, argv, &i))) return EXIT_USAGE;
         } else if (!strcmp(a, "--max-body")) {
-            INT_OPT(o->max_body, 16, 1ll << 32);
+            if (!cli_int_value(cmd, argc, argv, &i, 16, 1ll << 32, &n)) return EXIT_USAGE;
+            o->max_body = (size_t)n;
         } else if (!strcmp(a, "--max-conns")) {
-            INT_OPT(o->max_conns, 1, 4096);
+            if (!cli_int_value(cmd, argc, argv, &i, 1, 4096, &n)) return EXIT_USAGE;
+            o->max_conns = (int)n;
+        } else if ((r = cli_context_option(cmd, argc, argv, &i, &context)) != 0 ||
+                   (r = cli_device_option(cmd, argc, argv, &i, &o->dev)) != 0) {
+            if (r != 1) return r;
         } else {
-            int r = cli_device_option("serve", argc, argv, &i, &o->dev);
-            if (r == EXIT_USAGE) return r;
-            if (r == 0) return cli_usage_error("serve", "unknown option '%s'", a);
+            return cli_usage_error(cmd, "unknown option '%s'", a);
         }
-#undef VALUE
-#undef INT_OPT
     }
-    if (!o->model) return cli_usage_error("serve", "-m FILE is required");
-    if (o->api_key && !*o->api_key) return cli_usage_error("serve", "--api-key must not be empty");
+    o->n_ctx = context.n_ctx;
+    o->n_threads = context.n_threads;
+    o->n_batch = context.n_batch;
+    o->kv_f32 = context.kv_type == BN_TYPE_F32;
+    if (!o->model) return cli_usage_error(cmd, "-m FILE is required");
+    if (o->api_key && !*o->api_key) return cli_usage_error(cmd, "--api-key must not be empty");
     if (o->alias && (!*o->alias || strlen(o->alias) > 200))
-        return cli_usage_error("serve", "--alias must be 1 to 200 characters");
+        return cli_usage_error(cmd, "--alias must be 1 to 200 characters");
     if (o->max_conns < o->parallel) o->max_conns = o->parallel;
     if (!o->n_threads) {
         o->n_threads = bn_cpu_count_physical() / o->parallel;
