@@ -45,55 +45,27 @@ inline float bf16_to_f32(ushort h) {
 #endif
 
 /* Work-group reductions over WG items (every item of the group must call
- * them; buf holds WG elements). The result is returned to every item. */
-inline float wg_sum_f(local float *buf, float v) {
-    const int l = get_local_id(0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    buf[l] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (l < s) buf[l] += buf[l + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
+ * them; buf holds WG elements). The result is returned to every item. One
+ * tree for every type and combining operation: WG_REDUCE(name, T, COMBINE). */
+#define WG_REDUCE(name, T, COMBINE)                                                                \
+    inline T name(local T *buf, T v) {                                                             \
+        const int l = get_local_id(0);                                                             \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        buf[l] = v;                                                                                \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+        for (int s = WG / 2; s > 0; s >>= 1) {                                                     \
+            if (l < s) buf[l] = COMBINE(buf[l], buf[l + s]);                                       \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                          \
+        }                                                                                          \
+        return buf[0];                                                                             \
     }
-    return buf[0];
-}
-
-inline float wg_max_f(local float *buf, float v) {
-    const int l = get_local_id(0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    buf[l] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (l < s) buf[l] = fmax(buf[l], buf[l + s]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return buf[0];
-}
-
-inline int wg_sum_i(local int *buf, int v) {
-    const int l = get_local_id(0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    buf[l] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (l < s) buf[l] += buf[l + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return buf[0];
-}
+#define WG_ADD(a, b) ((a) + (b))
+WG_REDUCE(wg_sum_f, float, WG_ADD)
+WG_REDUCE(wg_max_f, float, fmax)
+WG_REDUCE(wg_sum_i, int, WG_ADD)
 
 #ifdef USE_FP64
-inline double wg_sum_d(local double *buf, double v) {
-    const int l = get_local_id(0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    buf[l] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (l < s) buf[l] += buf[l + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return buf[0];
-}
+WG_REDUCE(wg_sum_d, double, WG_ADD)
 #define wg_sum_real wg_sum_d
 #else
 #define wg_sum_real wg_sum_f
