@@ -4,36 +4,10 @@
 # the model's figures, -p 0 / -n 0 skip a test, usage errors exit 2, a
 # missing model exits 1. Speeds are not checked (benchmarks measure speed).
 set -u
+source "$(dirname "$0")/e2e_lib.sh"
 BIN=$1
 TMP=$2
 mkdir -p "$TMP"
-fails=0
-passes=0
-check() { # name, expected exit code, expected output pattern, command...
-    local name=$1 want=$2 pattern=$3
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-        echo "FAIL: $name: exit $rc (want $want), output:"
-        echo "$out" | head -8
-        fails=$((fails + 1))
-    else
-        passes=$((passes + 1))
-    fi
-}
-count() { # name, expected count, pattern, file
-    local n
-    n=$(grep -cE -- "$3" "$4")
-    if [ "$n" -ne "$2" ]; then
-        echo "FAIL: $1: $n lines match '$3', want $2"
-        head -10 "$4"
-        fails=$((fails + 1))
-    else
-        passes=$((passes + 1))
-    fi
-}
 
 M=$TMP/tiny.gguf
 Q=$TMP/tiny-q6k.gguf
@@ -78,5 +52,4 @@ check "bad repetitions" 2 "error: -r needs an integer" "$BIN" bench -m "$M" -r 0
 check "unknown option" 2 "error: unknown option" "$BIN" bench -m "$M" --frobnicate
 check "missing model" 1 "^error: cannot open" "$BIN" bench -m "$TMP/none.gguf" -n 1 -p 0
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

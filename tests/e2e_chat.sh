@@ -11,37 +11,17 @@
 #   context (keeps the system prompt), the BitNet template, run -cnv.
 # Skips (77) when the shared data is absent.
 set -u
+source "$(dirname "$0")/e2e_lib.sh"
 BIN=$1
 TMP=$2
 mkdir -p "$TMP"
 DATA=${BITNET_SHARED_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 RANKS=$DATA/tokenizers/llama3-tokenizer.model
 if [ ! -f "$RANKS" ]; then
-    echo "SKIP: $RANKS is absent (the shared test data)"
-    exit 77
+    skip "$RANKS is absent (the shared test data)"
 fi
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); }
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-check() { # name, expected exit code, expected output pattern, command...
-    local name=$1 want=$2 pattern=$3
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-        fail "$name: exit $rc (want $want), output:"
-        echo "$out" | head -5
-    else
-        ok
-    fi
-}
 same() { # name, got, want
-    if [ "$2" == "$3" ]; then ok; else fail "$1: got '$2', want '$3'"; fi
+    if [ "$2" == "$3" ]; then pass; else fail "$1: got '$2', want '$3'"; fi
 }
 
 for c in tokenize detokenize vocab chat; do
@@ -61,13 +41,13 @@ same "tokenize with BOS" "$("$BIN" tokenize -m "$V" "Hello world")" "128000 9906
 same "special parsed" "$("$BIN" tokenize -m "$V" --no-bos --special "<|eot_id|><|start_header_id|>")" \
     "128009 128006"
 plain=$("$BIN" tokenize -m "$V" --no-bos "<|eot_id|>")
-[[ "$plain" != *128009* && $(wc -w <<<"$plain") -gt 1 ]] && ok || fail "special as text: $plain"
+[[ "$plain" != *128009* && $(wc -w <<<"$plain") -gt 1 ]] && pass || fail "special as text: $plain"
 same "pieces" "$("$BIN" tokenize -m "$V" --no-bos --pieces " world" | cut -f1)" "1917"
 check "pieces text" 0 "^9906	'Hello'$" "$BIN" tokenize -m "$V" --no-bos --pieces "Hello"
 printf 'Grüße, мир! 🦙 x=1234567;\n\n\tend  \n' >"$TMP/text.txt"
 ids=$("$BIN" tokenize -m "$V" --no-bos --file "$TMP/text.txt")
 "$BIN" detokenize -m "$V" $ids >"$TMP/back.txt"
-cmp -s "$TMP/text.txt" "$TMP/back.txt" && ok || fail "round trip through the commands"
+cmp -s "$TMP/text.txt" "$TMP/back.txt" && pass || fail "round trip through the commands"
 "$BIN" detokenize -m "$V" "128000,9906 1917" >"$TMP/hw.txt"
 same "detokenize drops BOS, takes lists" "$(cat "$TMP/hw.txt")" "Hello world"
 same "detokenize --special" "$("$BIN" detokenize -m "$V" --special 128000 9906)" "<|begin_of_text|>Hello"
@@ -90,7 +70,7 @@ SYS="You are terse."
 printf 'Hello there\nHow are you?\n' >"$TMP/chat1.txt"
 "$BIN" chat -m "$M" --system "$SYS" --verbose-prompt -n 6 --temp 0 <"$TMP/chat1.txt" \
     >"$TMP/chat1.out" 2>"$TMP/chat1.err"
-[ $? -eq 0 ] && ok || fail "chat exit code"
+[ $? -eq 0 ] && pass || fail "chat exit code"
 t1=$(grep '^turn: ' "$TMP/chat1.err" | sed -n 1p | sed 's/^turn: [0-9]* tokens: //')
 t2=$(grep '^turn: ' "$TMP/chat1.err" | sed -n 2p | sed 's/^turn: [0-9]* tokens: //')
 H='<|start_header_id|>'
@@ -110,7 +90,7 @@ How are you?<|eot_id|>${H}assistant${E}
 same "turn 1 templated ids" "$t1" "$want1"
 same "turn 2 templated ids" "$t2" "$want2"
 # known Llama 3 ids: system 9125, user 882, assistant 78191, "\n\n" 271
-[[ "$t1" == "128000 128006 9125 128007 271 "* && "$t2" == *" 128006 78191 128007 271" ]] && ok ||
+[[ "$t1" == "128000 128006 9125 128007 271 "* && "$t2" == *" 128006 78191 128007 271" ]] && pass ||
     fail "Llama 3 header ids in '$t1'"
 n1=$(wc -w <<<"$t1")
 n2=$(wc -w <<<"$t2")
@@ -119,7 +99,7 @@ check "turn 1 evaluates its tokens from 0" 0 "^turn 1: evaluated $n1 new tokens 
     cat "$TMP/chat1.err"
 check "turn 2 evaluates only its new tokens" 0 \
     "^turn 2: evaluated $n2 new tokens \(positions $ctx1\.\.$((ctx1 + n2 - 1))\)" cat "$TMP/chat1.err"
-[ "$(wc -l <"$TMP/chat1.out")" -eq 2 ] && ok || fail "chat prints one reply line per turn"
+[ "$(wc -l <"$TMP/chat1.out")" -eq 2 ] && pass || fail "chat prints one reply line per turn"
 
 # /clear keeps the system prompt and starts from position 0; /exit stops reading
 printf 'Hi\n/clear\nHi\n/exit\nnever read\n' | "$BIN" chat -m "$M" --system "$SYS" -n 3 --temp 0 \
@@ -128,7 +108,7 @@ check "/clear" 0 "conversation cleared" cat "$TMP/chat2.err"
 a=$(sed -n 's/^turn 1: evaluated \([0-9]*\) .*/\1/p' "$TMP/chat2.err")
 b=$(sed -n 's/^turn 2: evaluated \([0-9]*\) new tokens (positions 0\..*/\1/p' "$TMP/chat2.err")
 same "after /clear the same turn is evaluated again from 0" "$b" "$a"
-[ "$(grep -c '^turn [0-9]*: evaluated' "$TMP/chat2.err")" -eq 2 ] && ok || fail "/exit did not stop"
+[ "$(grep -c '^turn [0-9]*: evaluated' "$TMP/chat2.err")" -eq 2 ] && pass || fail "/exit did not stop"
 
 # a full context drops the oldest turns and keeps the system prompt
 printf 'one two three four five\nsix seven eight nine ten\neleven twelve\nthirteen\n' |
@@ -153,5 +133,4 @@ check "chat bad template" 2 "error: --template" bash -c "echo hi | '$BIN' chat -
 check "chat without -m" 2 "error: -m" "$BIN" chat
 
 rm -f "$M" "$TMP/m2.gguf"
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -3,25 +3,10 @@
 # subcommand, exit codes (0 ok, 1 error, 2 usage), "error: ..." messages on
 # stderr, results on stdout, hostile input refused cleanly.
 set -u
+source "$(dirname "$0")/e2e_lib.sh"
 BIN=$1
 TMP=$2
 mkdir -p "$TMP"
-fails=0
-passes=0
-check() { # name, expected exit code, expected stderr/stdout pattern, command...
-    local name=$1 want=$2 pattern=$3
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-        echo "FAIL: $name: exit $rc (want $want), output:"
-        echo "$out" | head -5
-        fails=$((fails + 1))
-    else
-        passes=$((passes + 1))
-    fi
-}
 
 check "top-level help" 0 "usage: bitnet COMMAND" "$BIN" --help
 check "no command" 2 "usage" "$BIN"
@@ -64,16 +49,17 @@ if "$BIN" gen -o "$BIG" --shape 125m --type i2_s --seed 1 2>/dev/null; then
     wait $pid
     rc=$?
     if [ $rc -eq 130 ] && grep -q "interrupted" "$TMP/int.err" && grep -q "^generation:" "$TMP/int.err"; then
-        passes=$((passes + 1))
+        pass
     else
-        echo "FAIL: Ctrl-C: exit $rc"; head -5 "$TMP/int.err"; fails=$((fails + 1))
+        fail "Ctrl-C: exit $rc"
+        head -5 "$TMP/int.err"
     fi
     rm -f "$BIG"
 fi
 check "bad sampler value" 2 "error: .*top_p" "$BIN" run -m "$M" -p x --top-p 2
 check "eval" 0 "wrote 3 x 1024 logits" "$BIN" eval -m "$M" --prompt-ids 1,2,3 --logits-out "$TMP/l.bin"
 size=$(stat -c %s "$TMP/l.bin")
-[ "$size" -eq $((3 * 1024 * 4)) ] && passes=$((passes + 1)) || { echo "FAIL: logits file size $size"; fails=$((fails + 1)); }
+if [ "$size" -eq $((3 * 1024 * 4)) ]; then pass; else fail "logits file size $size"; fi
 check "eval without output" 2 "logits-out" "$BIN" eval -m "$M" --prompt-ids 1
 
 # hostile files
@@ -87,5 +73,4 @@ printf 'not a model at all, just text\n' >"$TMP/text.gguf"
 check "not a gguf" 1 "^error: " "$BIN" info "$TMP/text.gguf"
 check "empty file" 1 "^error: " "$BIN" info /dev/null
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -6,30 +6,14 @@
 # packed and master forms of one model agree, the wrong weight_scale reading is caught, and bad
 # input is refused with a message.
 set -u
+source "$(dirname "$0")/e2e_lib.sh"
 BIN=$1
 TMP=$2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$TMP"
-command -v python3 >/dev/null || { echo "skip: python3 is needed to write the test checkpoints"; exit 77; }
-fails=0
-passes=0
-pass() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-check() { # name, expected exit code, expected output pattern, command...
-    local name=$1 want=$2 pattern=$3
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-        fail "$name: exit $rc (want $want), output:"
-        echo "$out" | head -5
-    else
-        pass
-    fi
-}
+command -v python3 >/dev/null || skip "python3 is needed to write the test checkpoints"
 
-python3 "$ROOT/tools/train/make_test_checkpoints.py" "$TMP/ckpt" || { echo "FAIL: writing checkpoints"; exit 1; }
+python3 "$ROOT/tools/train/make_test_checkpoints.py" "$TMP/ckpt" || abort "writing checkpoints"
 check "convert --help" 0 "usage: bitnet convert" "$BIN" convert --help
 for d in 2b4t-bf16 2b4t-packed 2b4t-packed-div large llama; do
     fx=$ROOT/tests/fixtures/layout_$d.ref
@@ -100,5 +84,4 @@ printf '\x10\x00\x00\x00\x00\x00\x00\x00{"a": {"dtype"' >"$TMP/bad/model.safeten
 check "truncated safetensors header" 1 "^error: .*header" "$BIN" convert "$TMP/bad" -o "$TMP/x.gguf"
 printf '\x40\x00\x00\x00\x00\x00\x00\x00{"a":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]}}    ' >"$TMP/bad/model.safetensors"
 check "tensor past end of file" 1 "^error: .*do not fit" "$BIN" convert "$TMP/bad" -o "$TMP/x.gguf"
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -5,28 +5,13 @@
 # 1), and `bitnet eval` on cpu:0 alone against a cpu:0/cpu:1 split (the
 # logits files must be byte-identical).
 set -u
+source "$(dirname "$0")/e2e_lib.sh"
 BIN=$1
 TMP=$2
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 PROFILE=$SRC/bench/profiles/desktop-rx7600.json
 mkdir -p "$TMP"
 export BITNET_CACHE_DIR=$TMP/cache # never the user's cache
-fails=0
-passes=0
-check() { # name, expected exit code, expected output pattern, command...
-    local name=$1 want=$2 pattern=$3
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-        echo "FAIL: $name: exit $rc (want $want), output:"
-        echo "$out" | head -8
-        fails=$((fails + 1))
-    else
-        passes=$((passes + 1))
-    fi
-}
 
 check "devices --help" 0 "usage: bitnet devices" "$BIN" devices --help
 check "plan --help" 0 "usage: bitnet plan" "$BIN" plan --help
@@ -89,11 +74,9 @@ check "eval on cpu:0 + cpu:1" 0 "layer 0 \+ embedding on cpu:0.*layer 1 \+ outpu
 check "run on a profiled NPU falls back" 0 "npu:0: not on this machine .*running on the CPU" \
     "$BIN" run -m "$M" --prompt-ids 1,2 -n 2 --profile "$NPU" --backend npu
 if cmp -s "$TMP/a.bin" "$TMP/b.bin"; then
-    passes=$((passes + 1))
+    pass
 else
-    echo "FAIL: logits of the cpu:0/cpu:1 split differ from cpu:0 alone"
-    fails=$((fails + 1))
+    fail "logits of the cpu:0/cpu:1 split differ from cpu:0 alone"
 fi
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

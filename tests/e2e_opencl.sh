@@ -9,33 +9,20 @@
 # Skips (77) when the command has no --backend/--devices or there is no
 # OpenCL device.
 set -u
+source "$(dirname "$0")/e2e_lib.sh"
 BIN=$1
 TMP=$2
 mkdir -p "$TMP"
 # compiled kernels are cached next to the C tests' cache (warm after a first run)
 export XDG_CACHE_HOME="$(dirname "$TMP")/opencl_cache"
-fails=0
-passes=0
-pass() { passes=$((passes + 1)); }
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-finish() {
-    echo "$passes passed, $fails failed"
-    [ "$fails" -eq 0 ]
-    exit $?
-}
 
 help=$("$BIN" eval --help 2>&1)
 if ! grep -q -- "--backend" <<<"$help" || ! grep -q -- "--devices" <<<"$help"; then
-    echo "SKIP: bitnet eval has no --backend/--devices options yet"
-    exit 77
+    skip "bitnet eval has no --backend/--devices options yet"
 fi
 devs=$("$BIN" devices --no-measure 2>&1)
 if ! grep -q "^opencl:0" <<<"$devs"; then
-    echo "SKIP: no OpenCL device: $(grep -m1 "^opencl" <<<"$devs")"
-    exit 77
+    skip "no OpenCL device: $(grep -m1 "^opencl" <<<"$devs")"
 fi
 grep -q "^vulkan:0" <<<"$devs" && have_vulkan=1 || have_vulkan=0
 
@@ -47,10 +34,7 @@ if grep -q "^opencl .*no device: no OpenCL platform found" <<<"$out"; then pass;
 fi
 
 M=$TMP/tiny.gguf
-"$BIN" gen -o "$M" --shape tiny --type i2_s --seed 9 >/dev/null 2>&1 || {
-    echo "FAIL: gen"
-    exit 1
-}
+"$BIN" gen -o "$M" --shape tiny --type i2_s --seed 9 >/dev/null 2>&1 || abort "gen"
 V=1024 # tiny's vocabulary
 IDS=$(seq -s, 1 37 | sed 's/,$//')
 

@@ -5,15 +5,14 @@
 # concurrency against sequential results, malformed requests, disconnects,
 # the API key. Skips when the server was not built.
 set -u
+source "$(dirname "$0")/e2e_lib.sh"
 BIN=$1
 TMP=$2
 mkdir -p "$TMP"
 if ! command -v python3 >/dev/null; then
-    echo "SKIP: python3 is not installed"
-    exit 77
+    skip "python3 is not installed"
 fi
 if "$BIN" serve -m /nonexistent 2>&1 | grep -q "built without the server"; then
-    echo "SKIP: bitnet was built without the server (libmicrohttpd-dev, libcjson-dev)"
-    exit 77
+    skip "bitnet was built without the server (libmicrohttpd-dev, libcjson-dev)"
 fi
 exec timeout 600 python3 "$(dirname "$0")/serve_test.py" "$BIN" "$TMP"

@@ -11,48 +11,20 @@
 # Usage: bash e2e_vulkan.sh BIN TMPDIR. Exit 77 (skipped) when the command has no
 # --backend option or the machine no Vulkan device.
 set -u
+source "$(dirname "$0")/e2e_lib.sh"
 BIN=$1
 TMP=$2
 mkdir -p "$TMP"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-fails=0
-passes=0
 export BITNET_VK_VALIDATE=${BITNET_VK_VALIDATE:-1}
-
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-pass() {
-    passes=$((passes + 1))
-}
-check() { # name, expected exit code, expected output pattern, command...
-    local name=$1 want=$2 pattern=$3
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" -ne "$want" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-        fail "$name: exit $rc (want $want), output:"
-        echo "$out" | tail -5
-    elif grep -q "(validation)" <<<"$out"; then
-        fail "$name: validation-layer messages:"
-        grep "(validation)" <<<"$out" | head -3
-    else
-        pass
-    fi
-}
+E2E_REJECT='\(validation\)' # check(): validation-layer messages fail a check
 
 if ! "$BIN" run --help 2>&1 | grep -q -- "--backend"; then
-    echo "SKIP: 'bitnet run' has no --backend option in this build"
-    exit 77
+    skip "'bitnet run' has no --backend option in this build"
 fi
 
 M=$TMP/tiny.gguf
-if ! "$BIN" gen -o "$M" --shape tiny --type i2_s --seed 5 >/dev/null 2>&1; then
-    echo "FAIL: cannot generate the tiny model"
-    exit 1
-fi
+"$BIN" gen -o "$M" --shape tiny --type i2_s --seed 5 >/dev/null 2>&1 || abort "cannot generate the tiny model"
 IDS=$(seq -s, 1 7 250) # 36 prompt positions
 
 # ---- no Vulkan driver: hide every ICD from the loader ----
@@ -69,10 +41,8 @@ else
 fi
 
 if ! "$BIN" devices 2>/dev/null | grep -q "^vulkan:0"; then
-    echo "$passes passed, $fails failed"
-    [ $fails -ne 0 ] && exit 1
-    echo "SKIP: no Vulkan device (the no-driver checks above ran)"
-    exit 77
+    summary || exit 1
+    skip "no Vulkan device (the no-driver checks above ran)"
 fi
 "$BIN" devices 2>/dev/null | grep -A1 "^vulkan:0"
 
@@ -144,5 +114,4 @@ else
     echo "note: $DEMO is not there; the demo-model check did not run"
 fi
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish
