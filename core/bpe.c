@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "merge_heap.h"
 #include "tokenizer.h"
 #include "unicode.h"
 
@@ -126,57 +127,24 @@ typedef struct sym {
     bool alive;
 } sym;
 
-typedef struct cand { /* a candidate merge of the symbols at pos and its next */
-    int32_t rank, pos, left, right;
-} cand;
-
 typedef struct bpe_state {
     const bn_vocab *v;
     const char *text;
     bn_idvec *out;
     sym *syms;
-    cand *heap;
-    size_t cap; /* syms has cap entries, heap 3 * cap */
+    bn_merge_cand *heap; /* key (rank, pos): merge pos and its next; a, b: their ids */
+    size_t cap;          /* syms has cap entries, heap 3 * cap */
     bn_status st;
     bn_err *err;
 } bpe_state;
-
-static bool cand_less(const cand *a, const cand *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
-}
-
-static void heap_push(cand *h, int *n, cand c) {
-    int i = (*n)++;
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (!cand_less(&c, &h[p])) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = c;
-}
-
-static cand heap_pop(cand *h, int *n) {
-    cand top = h[0], last = h[--*n];
-    int i = 0;
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        const cand *best = &last;
-        if (l < *n && cand_less(&h[l], best)) m = l, best = &h[l];
-        if (r < *n && cand_less(&h[r], best)) m = r;
-        if (m == i) break;
-        h[i] = h[m];
-        i = m;
-    }
-    if (*n > 0) h[i] = last;
-    return top;
-}
 
 static void add_cand(bpe_state *s, int *nh, int pos) {
     if (pos < 0 || s->syms[pos].next < 0) return;
     int l = s->syms[pos].id, r = s->syms[s->syms[pos].next].id;
     const bn_merge *m = bn_vocab_find_merge(s->v, l, r);
-    if (m) heap_push(s->heap, nh, (cand){m->rank, pos, l, r});
+    if (m)
+        bn_merge_heap_push(s->heap, nh,
+                           (bn_merge_cand){bn_merge_key((uint32_t)m->rank, pos), l, r});
 }
 
 static void bpe_piece(void *ctx, size_t start, size_t end) {
@@ -193,7 +161,7 @@ static void bpe_piece(void *ctx, size_t start, size_t end) {
         size_t cap = n < 256 ? 256 : n;
         sym *ns = realloc(s->syms, sizeof(sym) * cap);
         if (ns) s->syms = ns;
-        cand *nh = ns ? realloc(s->heap, sizeof(cand) * 3 * cap) : NULL;
+        bn_merge_cand *nh = ns ? realloc(s->heap, sizeof(bn_merge_cand) * 3 * cap) : NULL;
         if (!ns || !nh) {
             s->st = bn_fail(s->err, BN_ERR_OOM, "out of memory while tokenizing");
             return;
@@ -216,18 +184,19 @@ static void bpe_piece(void *ctx, size_t start, size_t end) {
     int nh = 0;
     for (size_t i = 0; i + 1 < n; i++) add_cand(s, &nh, (int)i);
     while (nh > 0) {
-        cand c = heap_pop(s->heap, &nh);
-        sym *a = &s->syms[c.pos];
-        if (!a->alive || a->next < 0 || a->id != c.left || s->syms[a->next].id != c.right)
+        bn_merge_cand c = bn_merge_heap_pop(s->heap, &nh);
+        int32_t pos = bn_merge_pos(&c), left = c.a, right = c.b;
+        sym *a = &s->syms[pos];
+        if (!a->alive || a->next < 0 || a->id != left || s->syms[a->next].id != right)
             continue; /* stale: one side has changed since */
-        const bn_merge *m = bn_vocab_find_merge(s->v, c.left, c.right);
+        const bn_merge *m = bn_vocab_find_merge(s->v, left, right);
         sym *b = &s->syms[a->next];
         a->id = m->result;
         b->alive = false;
         a->next = b->next;
-        if (b->next >= 0) s->syms[b->next].prev = c.pos;
+        if (b->next >= 0) s->syms[b->next].prev = pos;
         add_cand(s, &nh, a->prev);
-        add_cand(s, &nh, c.pos);
+        add_cand(s, &nh, pos);
     }
     for (int i = 0; i >= 0; i = s->syms[i].next) bn_idvec_push(s->out, s->syms[i].id);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "merge_heap.h"
 #include "tokenizer.h"
 #include "unicode.h"
 
@@ -19,42 +20,7 @@ typedef struct sym {
     int32_t prev, next;
 } sym;
 
-typedef struct cand {
-    float score;
-    int32_t left, right, len;
-} cand;
-
-static bool cand_better(const cand *a, const cand *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static void heap_push(cand *h, int *n, cand c) {
-    int i = (*n)++;
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (!cand_better(&c, &h[p])) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = c;
-}
-
-static cand heap_pop(cand *h, int *n) {
-    cand top = h[0], last = h[--*n];
-    int i = 0;
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        const cand *best = &last;
-        if (l < *n && cand_better(&h[l], best)) m = l, best = &h[l];
-        if (r < *n && cand_better(&h[r], best)) m = r;
-        if (m == i) break;
-        h[i] = h[m];
-        i = m;
-    }
-    if (*n > 0) h[i] = last;
-    return top;
-}
-
+/* A candidate merge (merge_heap.h): key (score, left), a = right, b = the merged length. */
 /* The id of a piece that merging may produce, or -1. */
 static int mergeable(const bn_vocab *v, const char *s, size_t n) {
     int id = bn_vocab_find(v, s, n);
@@ -63,16 +29,19 @@ static int mergeable(const bn_vocab *v, const char *s, size_t n) {
     return t == BN_TOKEN_NORMAL || t == BN_TOKEN_USER_DEFINED ? id : -1;
 }
 
-static void add_cand(const bn_vocab *v, const char *s, sym *sy, cand *h, int *nh, int l) {
+static void add_cand(const bn_vocab *v, const char *s, sym *sy, bn_merge_cand *h, int *nh, int l) {
     if (l < 0 || sy[l].next < 0) return;
     int r = sy[l].next;
     int id = mergeable(v, s + sy[l].start, (size_t)(sy[l].len + sy[r].len));
-    if (id >= 0) heap_push(h, nh, (cand){bn_vocab_score(v, id), l, r, sy[l].len + sy[r].len});
+    if (id >= 0) {
+        uint64_t key = bn_merge_key(bn_merge_score_priority(bn_vocab_score(v, id)), l);
+        bn_merge_heap_push(h, nh, (bn_merge_cand){key, r, sy[l].len + sy[r].len});
+    }
 }
 
 /* Merges the symbols of s[w..e) and appends their ids. */
-static bn_status merge_word(const bn_vocab *v, const char *s, size_t w, size_t e, sym *sy, cand *h,
-                            bn_idvec *out, bn_err *err) {
+static bn_status merge_word(const bn_vocab *v, const char *s, size_t w, size_t e, sym *sy,
+                            bn_merge_cand *h, bn_idvec *out, bn_err *err) {
     int ns = 0;
     for (size_t i = w; i < e;) {
         int l = bn_utf8_seq_len((uint8_t)s[i]);
@@ -85,16 +54,17 @@ static bn_status merge_word(const bn_vocab *v, const char *s, size_t w, size_t e
     int nh = 0;
     for (int i = 0; i + 1 < ns; i++) add_cand(v, s, sy, h, &nh, i);
     while (nh > 0) {
-        cand c = heap_pop(h, &nh);
-        sym *a = &sy[c.left], *b = &sy[c.right];
-        if (a->len == 0 || b->len == 0 || a->next != c.right || a->len + b->len != c.len)
+        bn_merge_cand c = bn_merge_heap_pop(h, &nh);
+        int32_t left = bn_merge_pos(&c), right = c.a, len = c.b;
+        sym *a = &sy[left], *b = &sy[right];
+        if (a->len == 0 || b->len == 0 || a->next != right || a->len + b->len != len)
             continue; /* stale */
         a->len += b->len;
         b->len = 0;
         a->next = b->next;
-        if (b->next >= 0) sy[b->next].prev = c.left;
+        if (b->next >= 0) sy[b->next].prev = left;
         add_cand(v, s, sy, h, &nh, a->prev);
-        add_cand(v, s, sy, h, &nh, c.left);
+        add_cand(v, s, sy, h, &nh, left);
     }
     for (int i = 0; i >= 0 && ns > 0; i = sy[i].next) {
         int id = bn_vocab_find(v, s + sy[i].start, (size_t)sy[i].len);
@@ -127,7 +97,7 @@ bn_status bn_spm_tokenize(const bn_vocab *v, const char *text, size_t len, bool 
     size_t cap = 3 * len + 3;
     char *s = malloc(cap);
     sym *sy = malloc(sizeof(sym) * cap);
-    cand *h = malloc(sizeof(cand) * 2 * cap);
+    bn_merge_cand *h = malloc(sizeof(bn_merge_cand) * 2 * cap);
     if (!s || !sy || !h) {
         free(s);
         free(sy);
