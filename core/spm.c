@@ -20,7 +20,6 @@ typedef struct sym {
     int32_t prev, next;
 } sym;
 
-/* A candidate merge (merge_heap.h): key (score, left), a = right, b = the merged length. */
 /* The id of a piece that merging may produce, or -1. */
 static int mergeable(const bn_vocab *v, const char *s, size_t n) {
     int id = bn_vocab_find(v, s, n);
@@ -29,6 +28,8 @@ static int mergeable(const bn_vocab *v, const char *s, size_t n) {
     return t == BN_TOKEN_NORMAL || t == BN_TOKEN_USER_DEFINED ? id : -1;
 }
 
+/* Queues the merge of symbol l with the next one, if it makes a piece: key (score, l),
+ * a = the right symbol, b = the merged length (merge_heap.h). */
 static void add_cand(const bn_vocab *v, const char *s, sym *sy, bn_merge_cand *h, int *nh, int l) {
     if (l < 0 || sy[l].next < 0) return;
     int r = sy[l].next;
