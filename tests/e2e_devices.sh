@@ -3,7 +3,7 @@
 # meets them: `bitnet plan` on the committed desktop profile for every shape
 # the README shows, the NPU slot, bad options (exit 2), missing devices (exit
 # 1), and `bitnet eval` on cpu:0 alone against a cpu:0/cpu:1 split (the
-# logits files must be byte-identical).
+# logits files must be byte-identical), and `bitnet perplexity` likewise.
 set -u
 source "$(dirname "$0")/e2e_lib.sh"
 BIN=$1
@@ -77,6 +77,19 @@ if cmp -s "$TMP/a.bin" "$TMP/b.bin"; then
     pass
 else
     fail "logits of the cpu:0/cpu:1 split differ from cpu:0 alone"
+fi
+# perplexity takes the same device options: the split scores the same text to the same PPL
+seq 3 40 | tr '\n' ' ' >"$TMP/ppl.ids"
+check "perplexity --help lists device options" 0 "--tensor-split" "$BIN" perplexity --help
+check "perplexity --devices cpu:7" 1 "error: --devices: no device cpu:7" \
+    "$BIN" perplexity -m "$M" --token-ids "$TMP/ppl.ids" -c 16 --devices cpu:7
+p1=$("$BIN" perplexity -m "$M" --token-ids "$TMP/ppl.ids" -c 16 --backend cpu 2>/dev/null | grep "PPL =")
+p2=$("$BIN" perplexity -m "$M" --token-ids "$TMP/ppl.ids" -c 16 --devices cpu:0,cpu:1 \
+    --tensor-split 1,1 2>"$TMP/ppl2.err" | grep "PPL =")
+if [ -n "$p1" ] && [ "$p1" = "$p2" ] && grep -q "output head on cpu:1" "$TMP/ppl2.err"; then
+    pass
+else
+    fail "perplexity on cpu:0 ('$p1') and split over cpu:0 + cpu:1 ('$p2'; $(grep plan "$TMP/ppl2.err"))"
 fi
 
 finish

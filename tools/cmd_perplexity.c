@@ -19,6 +19,7 @@
 #include "../graph/context.h"
 #include "cli.h"
 #include "cli_context.h"
+#include "cli_devices.h"
 
 static void ppl_usage(FILE *o) {
     fprintf(o, "usage: bitnet perplexity -m FILE -f TEXT [options]\n\n"
@@ -34,8 +35,9 @@ static void ppl_usage(FILE *o) {
                "  -b, --batch-size N    tokens per evaluation step (default: the chunk)\n"
                "  --chunks N            score at most N chunks\n"
                "  -t, --threads N       threads (default: physical cores)\n"
-               "  --kv f16|f32          KV cache type (default f16)\n"
-               "  -h, --help            this help\n");
+               "  --kv f16|f32          KV cache type (default f16)\n");
+    cli_device_help(o);
+    fprintf(o, "  -h, --help            this help\n");
 }
 
 static char *read_all(const char *path, size_t *len) {
@@ -97,9 +99,12 @@ int cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *idfile = NULL;
     long long n_ctx = 0, n_batch = 0, n_threads = 0, max_chunks = 0;
     uint32_t kv = BN_TYPE_F16;
+    cli_device_opts dev;
+    cli_device_opts_init(&dev);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         long long *dst = NULL;
+        int dr;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             ppl_usage(stdout);
             return 0;
@@ -119,6 +124,8 @@ int cmd_perplexity(int argc, char **argv) {
             dst = &n_threads;
         } else if (!strcmp(a, "--chunks")) {
             dst = &max_chunks;
+        } else if ((dr = cli_device_option("perplexity", argc, argv, &i, &dev)) != 0) {
+            if (dr != 1) return dr;
         } else {
             return cli_usage_error("perplexity", "unknown option '%s'", a);
         }
@@ -188,10 +195,12 @@ int cmd_perplexity(int argc, char **argv) {
     cp.n_batch = n_batch ? (int)n_batch : C;
     cp.n_threads = (int)n_threads;
     cp.kv_type = kv;
+    cli_device_apply(&dev, &cp);
     if (bn_context_new(m, &cp, &ctx, &err) != BN_OK) {
         cli_fail(&err);
         goto done;
     }
+    if (bn_context_plan_text(ctx)[0]) fprintf(stderr, "%s\n", bn_context_plan_text(ctx));
     int V = m->hp.n_vocab;
     logits = malloc(sizeof(float) * (size_t)V * (size_t)C);
     int32_t *chunk = malloc(sizeof(int32_t) * (size_t)C);
