@@ -21,7 +21,7 @@ check "info shows Q6_K embedding" 0 "token_embd.weight +Q6_K" "$BIN" info "$Q"
 "$BIN" bench -m "$M" -m "$Q" -p 8 -n 4 -t 1,2 -r 2 >"$TMP/md.txt" 2>"$TMP/md.err"
 check "md exit" 0 "" test $? -eq 0
 count "md header" 1 '^\| model \| size \| params \| type \| head \| backend \| threads \| test \| t/s \|$' "$TMP/md.txt"
-count "md rows" 8 '^\| tiny(-q6k)?\.gguf \| [0-9.]+ GiB \| [0-9.]+ B \| (I2_S|TQ2_0) \| (F16|Q6_K) \| cpu:0 \| [12] \| (pp8|tg4) \| [0-9.]+ ± [0-9.]+ \|$' "$TMP/md.txt"
+count "md rows" 8 '^\| tiny(-q6k)?\.gguf \| [0-9.]+ MiB \| [0-9.]+ M \| (I2_S|TQ2_0) \| (F16|Q6_K) \| cpu:0 \| [12] \| (pp8|tg4) \| [0-9.]+ ± [0-9.]+ \|$' "$TMP/md.txt"
 count "md q6k rows" 4 '^\| tiny-q6k.gguf \| .* \| TQ2_0 \| Q6_K \|' "$TMP/md.txt"
 count "md rss line" 1 '^kernels: float [a-z0-9]+, ternary [a-z0-9-]+; peak RSS [0-9.]+ MB = largest model file' "$TMP/md.txt"
 

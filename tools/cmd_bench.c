@@ -284,14 +284,32 @@ static const char *plain(const char *s, char *buf, size_t len) {
     return buf;
 }
 
+/* "1.10 GiB" or "3.00 MiB"; "2.41 B" or "1.59 M" parameters: small models keep digits. */
+static void human_size(uint64_t bytes, char *buf, size_t len) {
+    const double mib = (double)bytes / (1024.0 * 1024.0);
+    if (mib >= 1024.0)
+        snprintf(buf, len, "%.2f GiB", mib / 1024.0);
+    else
+        snprintf(buf, len, "%.2f MiB", mib);
+}
+
+static void human_count(uint64_t n, char *buf, size_t len) {
+    if (n >= 1000000000ull)
+        snprintf(buf, len, "%.2f B", (double)n / 1e9);
+    else
+        snprintf(buf, len, "%.2f M", (double)n / 1e6);
+}
+
 static void print_row(out_fmt f, const result *r, bool first) {
     const model_info *mi = r->mi;
     char test[32], b1[512], b2[1100];
     test_name(r, test, sizeof test);
     if (f == FMT_MD) {
-        printf("| %s | %.2f GiB | %.2f B | %s | %s | %s | %d | %s | %.2f ± %.2f |\n", mi->base,
-               (double)mi->size / (1024.0 * 1024.0 * 1024.0), (double)mi->params / 1e9, mi->type,
-               mi->head_type, r->backend, r->n_threads, test, r->avg_ts, r->sd_ts);
+        char size[32], params[32];
+        human_size(mi->size, size, sizeof size);
+        human_count(mi->params, params, sizeof params);
+        printf("| %s | %s | %s | %s | %s | %s | %d | %s | %.2f ± %.2f |\n", mi->base, size, params,
+               mi->type, mi->head_type, r->backend, r->n_threads, test, r->avg_ts, r->sd_ts);
     } else if (f == FMT_CSV) {
         printf("%s,%s,%llu,%llu,%llu,%s,%s,%llu,%s,%s,%s,%d,%d,%d,%d,%s,%.4f,%.4f,%.0f,%llu,%llu\n",
                plain(mi->base, b1, sizeof b1), plain(mi->path, b2, sizeof b2),
