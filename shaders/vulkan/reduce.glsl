@@ -6,114 +6,57 @@
 // subgroup goes through shared memory; without it a shared-memory tree (WG a power of two).
 // Integer sums are exact in any order; float sums are reassociated (tests allow for that).
 // wg_sum_r / wg_max_r reduce REAL (double with USE_FP64, through a shared-memory tree).
+//
+// Each variant is one body for every type and operation: WG_REDUCE_TREE(T, name, red,
+// COMBINE) and WG_REDUCE_SUBGROUP(T, name, red, SG_OP, COMBINE, INIT, FIRST), where red is
+// a shared T[WG] and the subgroup partials are combined in order as s = INIT, then
+// s = COMBINE(s, red[i]) for i = FIRST .. gl_NumSubgroups - 1.
+
+#define WG_ADD(a, b) ((a) + (b))
+
+#define WG_REDUCE_TREE(T, name, red, COMBINE)                                                  \
+    T name(T v) {                                                                              \
+        const uint l = gl_LocalInvocationIndex;                                                \
+        red[l] = v;                                                                            \
+        barrier();                                                                             \
+        for (uint s = WG / 2u; s > 0u; s >>= 1) {                                              \
+            if (l < s) red[l] = COMBINE(red[l], red[l + s]);                                   \
+            barrier();                                                                         \
+        }                                                                                      \
+        T r = red[0];                                                                          \
+        barrier();                                                                             \
+        return r;                                                                              \
+    }
+
+#define WG_REDUCE_SUBGROUP(T, name, red, SG_OP, COMBINE, INIT, FIRST)                          \
+    T name(T v) {                                                                              \
+        v = SG_OP(v);                                                                          \
+        if (subgroupElect()) red[gl_SubgroupID] = v;                                           \
+        barrier();                                                                             \
+        T s = INIT;                                                                            \
+        for (uint i = FIRST; i < gl_NumSubgroups; i++) s = COMBINE(s, red[i]);                 \
+        barrier();                                                                             \
+        return s;                                                                              \
+    }
 
 shared float red_f[WG];
 shared int red_i[WG];
 
 #if USE_SUBGROUP
-float wg_sum_f(float v) {
-    v = subgroupAdd(v);
-    if (subgroupElect()) red_f[gl_SubgroupID] = v;
-    barrier();
-    float s = 0.0;
-    for (uint i = 0u; i < gl_NumSubgroups; i++) s += red_f[i];
-    barrier();
-    return s;
-}
-
-float wg_max_f(float v) {
-    v = subgroupMax(v);
-    if (subgroupElect()) red_f[gl_SubgroupID] = v;
-    barrier();
-    float s = red_f[0];
-    for (uint i = 1u; i < gl_NumSubgroups; i++) s = max(s, red_f[i]);
-    barrier();
-    return s;
-}
-
-int wg_sum_i(int v) {
-    v = subgroupAdd(v);
-    if (subgroupElect()) red_i[gl_SubgroupID] = v;
-    barrier();
-    int s = 0;
-    for (uint i = 0u; i < gl_NumSubgroups; i++) s += red_i[i];
-    barrier();
-    return s;
-}
+WG_REDUCE_SUBGROUP(float, wg_sum_f, red_f, subgroupAdd, WG_ADD, 0.0, 0u)
+WG_REDUCE_SUBGROUP(float, wg_max_f, red_f, subgroupMax, max, red_f[0], 1u)
+WG_REDUCE_SUBGROUP(int, wg_sum_i, red_i, subgroupAdd, WG_ADD, 0, 0u)
 #else
-float wg_sum_f(float v) {
-    const uint l = gl_LocalInvocationIndex;
-    red_f[l] = v;
-    barrier();
-    for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (l < s) red_f[l] += red_f[l + s];
-        barrier();
-    }
-    float r = red_f[0];
-    barrier();
-    return r;
-}
-
-float wg_max_f(float v) {
-    const uint l = gl_LocalInvocationIndex;
-    red_f[l] = v;
-    barrier();
-    for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (l < s) red_f[l] = max(red_f[l], red_f[l + s]);
-        barrier();
-    }
-    float r = red_f[0];
-    barrier();
-    return r;
-}
-
-int wg_sum_i(int v) {
-    const uint l = gl_LocalInvocationIndex;
-    red_i[l] = v;
-    barrier();
-    for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (l < s) red_i[l] += red_i[l + s];
-        barrier();
-    }
-    int r = red_i[0];
-    barrier();
-    return r;
-}
+WG_REDUCE_TREE(float, wg_sum_f, red_f, WG_ADD)
+WG_REDUCE_TREE(float, wg_max_f, red_f, max)
+WG_REDUCE_TREE(int, wg_sum_i, red_i, WG_ADD)
 #endif
 
 #if USE_FP64
 shared double red_d[WG];
-
-double wg_sum_r(double v) {
-    const uint l = gl_LocalInvocationIndex;
-    red_d[l] = v;
-    barrier();
-    for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (l < s) red_d[l] += red_d[l + s];
-        barrier();
-    }
-    double r = red_d[0];
-    barrier();
-    return r;
-}
-
-double wg_max_r(double v) {
-    const uint l = gl_LocalInvocationIndex;
-    red_d[l] = v;
-    barrier();
-    for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (l < s) red_d[l] = max(red_d[l], red_d[l + s]);
-        barrier();
-    }
-    double r = red_d[0];
-    barrier();
-    return r;
-}
+WG_REDUCE_TREE(double, wg_sum_r, red_d, WG_ADD)
+WG_REDUCE_TREE(double, wg_max_r, red_d, max)
 #else
-float wg_sum_r(float v) {
-    return wg_sum_f(v);
-}
-float wg_max_r(float v) {
-    return wg_max_f(v);
-}
+#define wg_sum_r wg_sum_f
+#define wg_max_r wg_max_f
 #endif
