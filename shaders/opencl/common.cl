@@ -9,6 +9,7 @@
  *   -DUSE_DOT    the device has cl_khr_integer_dot_product (4x8-bit inputs):
  *                the ternary kernels use the built-in dot(char4, char4).
  *   -DWG=n       work-group size of the 1-D kernels (a power of two).
+ *   -DLPR=n      lanes per row of the matmul kernels (a power of two <= WG).
  *
  * Tensors are passed as a buffer and a byte offset (ulong), so one arena
  * buffer holds many tensors without sub-buffer alignment rules. Contraction
@@ -24,6 +25,9 @@ typedef float real;
 
 #ifndef WG
 #define WG 64
+#endif
+#ifndef LPR
+#define LPR 16
 #endif
 
 /* A typed pointer at byte offset off of a buffer. */
@@ -69,6 +73,24 @@ WG_REDUCE(wg_sum_d, double, WG_ADD)
 #define wg_sum_real wg_sum_d
 #else
 #define wg_sum_real wg_sum_f
+#endif
+
+/* REDUCE_LANES(T, acc, NT), in a matmul kernel's body: the LPR lanes of each
+ * row (item l, lane = l % LPR) reduce their partial sums acc[0 .. NT-1] (of
+ * type T) into lane 0 by a tree in local memory; nothing where LPR is 1. */
+#if LPR > 1
+#define REDUCE_LANES(T, acc, NT)                                                                   \
+    local T red_[WG * NT];                                                                         \
+    for (int tt = 0; tt < NT; tt++) red_[tt * WG + l] = acc[tt];                                   \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
+    for (int s_ = LPR / 2; s_ > 0; s_ >>= 1) {                                                     \
+        if (lane < s_)                                                                             \
+            for (int tt = 0; tt < NT; tt++) red_[tt * WG + l] += red_[tt * WG + l + s_];           \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+    }                                                                                              \
+    for (int tt = 0; tt < NT; tt++) acc[tt] = red_[tt * WG + l];
+#else
+#define REDUCE_LANES(T, acc, NT)
 #endif
 
 /* The ACT_Q8 row layout (core/types.h bn_act_row): f32 s, i32 sum of q, then

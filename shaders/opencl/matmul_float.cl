@@ -15,10 +15,6 @@
  * mm_f_8: prefill, 8 tokens per item); lane sums are reduced in local memory.
  * Global (ceil(N / (WG / LPR)) * WG, T or ceil(T / 8)), local (WG, 1). */
 
-#ifndef LPR
-#define LPR 16
-#endif
-
 #if defined(WT_F32)
 #define W_BYTES 4
 inline float wload(global const uchar *row, int i) {
@@ -105,26 +101,11 @@ inline float hsum8(float8 p) {
                 for (int tt = 0; tt < nt; tt++) acc[tt] += wv * xload(x + tt * xrow, i);           \
             }                                                                                      \
         }                                                                                          \
-        REDUCE_LANES(NT)                                                                           \
+        REDUCE_LANES(float, acc, NT)                                                               \
         if (lane != 0 || n >= N) return;                                                           \
         for (int tt = 0; tt < nt; tt++)                                                            \
             AT(float, yb, yo)[(ulong)(t0 + tt) * N + n] = finish(acc[tt], x + tt * xrow);          \
     }
-
-#if LPR > 1
-#define REDUCE_LANES(NT)                                                                           \
-    local float red_[WG * NT];                                                                     \
-    for (int tt = 0; tt < NT; tt++) red_[tt * WG + l] = acc[tt];                                   \
-    barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
-    for (int s_ = LPR / 2; s_ > 0; s_ >>= 1) {                                                     \
-        if (lane < s_)                                                                             \
-            for (int tt = 0; tt < NT; tt++) red_[tt * WG + l] += red_[tt * WG + l + s_];           \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
-    }                                                                                              \
-    for (int tt = 0; tt < NT; tt++) acc[tt] = red_[tt * WG + l];
-#else
-#define REDUCE_LANES(NT)
-#endif
 
 MM_F(mm_f_1, 1)
 MM_F(mm_f_8, 8)

@@ -29,10 +29,6 @@
  * the same code. Global (ceil(N / (WG / LPR)) * WG, T or ceil(T / 8)),
  * local (WG, 1). */
 
-#ifndef LPR
-#define LPR 16
-#endif
-
 #if defined(WT_I2S)
 #define QK 128
 #define BLOCK_BYTES 32
@@ -190,7 +186,7 @@ typedef real acc_t; /* sum of d_g * S_g */
                     tot[tt] += SCALED(block_dot(&B, x + (ulong)tt * xrow + 8 + (ulong)b * QK));    \
             }                                                                                      \
         }                                                                                          \
-        REDUCE_LANES(NT)                                                                           \
+        REDUCE_LANES(acc_t, tot, NT)                                                               \
         if (lane != 0 || n >= N) return;                                                           \
         for (int tt = 0; tt < nt; tt++) {                                                          \
             const real s = *(global const float *)(x + (ulong)tt * xrow);                          \
@@ -206,22 +202,6 @@ typedef real acc_t; /* sum of d_g * S_g */
 #define BLOCK_SCALE(blk) const real d_ = vload_half(0, (global const half *)((blk) + D_OFFSET))
 #define SCALED(S) (d_ * (real)(S))
 #define FINISH(S, s) (float)((S) / (s))
-#endif
-
-/* Lane sums of each row reduced into lane 0 (tree over the LPR lanes). */
-#if LPR > 1
-#define REDUCE_LANES(NT)                                                                           \
-    local acc_t red_[WG * NT];                                                                     \
-    for (int tt = 0; tt < NT; tt++) red_[tt * WG + l] = tot[tt];                                   \
-    barrier(CLK_LOCAL_MEM_FENCE);                                                                  \
-    for (int s_ = LPR / 2; s_ > 0; s_ >>= 1) {                                                     \
-        if (lane < s_)                                                                             \
-            for (int tt = 0; tt < NT; tt++) red_[tt * WG + l] += red_[tt * WG + l + s_];           \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                              \
-    }                                                                                              \
-    for (int tt = 0; tt < NT; tt++) tot[tt] = red_[tt * WG + l];
-#else
-#define REDUCE_LANES(NT)
 #endif
 
 MM_TERNARY(mm_ternary_1, 1)
