@@ -19,17 +19,7 @@
 typedef double att_t;
 #define wg_max_att wg_max_d
 #define wg_sum_att wg_sum_d
-inline double wg_max_d(local double *buf, double v) {
-    const int l = get_local_id(0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    buf[l] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (l < s) buf[l] = fmax(buf[l], buf[l + s]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    return buf[0];
-}
+WG_REDUCE(wg_max_d, double, fmax)
 #else
 typedef float att_t;
 #define wg_max_att wg_max_f

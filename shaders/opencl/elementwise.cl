@@ -20,6 +20,9 @@ inline float2 ff_add(float2 a, float2 b) {
     return two_sum(s.x, s.y + a.y + b.y);
 }
 
+/* The work-group sum of pairs (the tree of common.cl). */
+WG_REDUCE(wg_sum_ff, float2, ff_add)
+
 #endif
 
 /* RMS_NORM: y = x / sqrt(mean(x^2) + eps) per row of K floats, rounded like
@@ -54,14 +57,7 @@ kernel void rms_norm(global const char *xb, ulong xo, global char *yb, ulong yo,
         const float v = x[i], p = v * v;
         ss = ff_add(ss, (float2)(p, fma(v, v, -p)));
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    buf[l] = ss;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (l < s) buf[l] = ff_add(buf[l], buf[l + s]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    ss = buf[0];
+    ss = wg_sum_ff(buf, ss);
     /* m = ss / K + eps as a pair */
     const float q = ss.x / (float)K;
     const float qlo = (fma(-q, (float)K, ss.x) + ss.y) / (float)K;
