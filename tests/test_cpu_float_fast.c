@@ -34,19 +34,10 @@ static int run_group(void);
 
 static bn_graph *g;
 static const char *table = "auto"; /* the fast table under test */
-static void *bufs[256];
-static int nbufs;
-
-static void *track(void *p) {
-    assert_non_null(p);
-    assert_true(nbufs < (int)(sizeof bufs / sizeof bufs[0]));
-    bufs[nbufs++] = p;
-    return p;
-}
 
 static void *alloc_data(bn_tensor *t) {
     size_t n = bn_tensor_nbytes(t);
-    t->data = track(calloc(1, n ? n : 1));
+    t->data = bt_track(calloc(1, n ? n : 1));
     return t->data;
 }
 
@@ -56,16 +47,11 @@ static int setup(void **state __attribute__((unused))) {
 }
 
 static int teardown(void **state __attribute__((unused))) {
-    for (int i = 0; i < nbufs; i++) free(bufs[i]);
-    nbufs = 0;
+    bt_free_tracked();
     bn_graph_free(g);
     g = NULL;
     bn_cpu_float_select(table);
     return 0;
-}
-
-static void fill_normal(float *x, int64_t n, double sd, bt_rng *r) {
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(sd * bt_rng_normal(r));
 }
 
 /* Runs node as nth threads would (ith = 0..nth-1 in turn), fresh poisoned
@@ -128,7 +114,7 @@ TEST(test_quantize_act_exact) {
         const int64_t K = Ks[k], T = 9;
         bn_tensor *x = bn_new_tensor(g, BN_TYPE_F32, K, T, "x");
         float *xd = alloc_data(x);
-        fill_normal(xd, K * T, 3.0, &r);
+        bt_fill_normal(xd, K * T, 3.0, &r);
         for (int64_t i = 0; i < K; i++) {
             xd[1 * K + i] = 0.0f;                                       /* m = 1e-5 */
             xd[2 * K + i] = (float)((i % 253) - 126) + 0.5f;            /* ties at s = 1 */
@@ -166,7 +152,7 @@ TEST(test_rms_norm) {
         const int64_t K = Ks[k], T = 4;
         bn_tensor *x = bn_new_tensor(g, BN_TYPE_F32, K, T, "x");
         float *xd = alloc_data(x);
-        fill_normal(xd, K * T, 5.0, &r);
+        bt_fill_normal(xd, K * T, 5.0, &r);
         bn_tensor *y = bn_rms_norm(g, x, 1e-5f);
         alloc_data(y);
         run_fast(y);
@@ -241,8 +227,8 @@ TEST(test_f16_conversions_exact) {
     }
     /* every f16 bit pattern back to f32: the value (NaN stays NaN) */
     const bn_cpu_float_ops *f = bn_cpu_float_select(table);
-    uint16_t *hv = track(malloc(2 * 65536));
-    float *fv = track(malloc(4 * 65536));
+    uint16_t *hv = bt_track(malloc(2 * 65536));
+    float *fv = bt_track(malloc(4 * 65536));
     for (int i = 0; i < 65536; i++) hv[i] = (uint16_t)i;
     f->f16_to_f32(hv, fv, 65536);
     for (int i = 0; i < 65536; i++) {
@@ -259,7 +245,7 @@ TEST(test_relu_sqr_exact) {
     const int64_t n = 1037;
     bn_tensor *x = bn_new_tensor(g, BN_TYPE_F32, n, 1, "x");
     float *xd = alloc_data(x);
-    fill_normal(xd, n, 3.0, &r);
+    bt_fill_normal(xd, n, 3.0, &r);
     xd[3] = NAN;
     xd[4] = -0.0f;
     xd[5] = INFINITY;
@@ -268,7 +254,7 @@ TEST(test_relu_sqr_exact) {
     bn_tensor *y = bn_relu_sqr(g, x);
     alloc_data(y);
     run_fast(y);
-    float *fast = track(malloc(sizeof(float) * n));
+    float *fast = bt_track(malloc(sizeof(float) * n));
     memcpy(fast, y->data, sizeof(float) * n);
     bn_cpu_float_select("scalar");
     compute(y, 1);
@@ -288,12 +274,12 @@ static bn_tensor *make_weight(uint32_t type, const float *vals, int64_t K, int64
 }
 
 static void check_matmul_f(uint32_t type, int64_t K, int64_t N, int64_t T, double tol, bt_rng *r) {
-    float *vals = track(malloc(sizeof(float) * (size_t)(K * N)));
-    fill_normal(vals, K * N, 0.05, r);
+    float *vals = bt_track(malloc(sizeof(float) * (size_t)(K * N)));
+    bt_fill_normal(vals, K * N, 0.05, r);
     bn_tensor *w = make_weight(type, vals, K, N);
     bn_tensor *x = bn_new_tensor(g, BN_TYPE_F32, K, T, "x");
     float *xd = alloc_data(x);
-    fill_normal(xd, K * T, 1.0, r);
+    bt_fill_normal(xd, K * T, 1.0, r);
     for (int64_t i = 0; i < K; i += 97) xd[i] *= 30.0f; /* outliers: per-block ranges */
     bn_tensor *y = bn_matmul_f(g, w, x);
     alloc_data(y);
@@ -359,7 +345,7 @@ TEST(test_matmul_f_q6k_random_bytes) {
     }
     bn_tensor *x = bn_new_tensor(g, BN_TYPE_F32, K, T, "x");
     float *xd = alloc_data(x);
-    fill_normal(xd, K * T, 1.0, &r);
+    bt_fill_normal(xd, K * T, 1.0, &r);
     for (int64_t i = 0; i < 256; i++) xd[256 + i] = (float)(i % 2 ? 1e4 : -1e4); /* |X| at max */
     for (int64_t i = 0; i < 256; i++) xd[K + 512 + i] = 0.0f; /* an empty block */
     bn_tensor *y = bn_matmul_f(g, w, x);
@@ -398,16 +384,16 @@ static void check_attention(uint32_t kv_type, int n_head, int n_kv, int hd, int 
     const int n_ctx = n_past + T + 3;
     bn_tensor *q = bn_new_tensor(g, BN_TYPE_F32, (int64_t)n_head * hd, T, "q");
     float *qd = alloc_data(q);
-    fill_normal(qd, (int64_t)n_head * hd * T, qscale, r);
+    bt_fill_normal(qd, (int64_t)n_head * hd * T, qscale, r);
     bn_tensor *kc = bn_new_tensor(g, kv_type, (int64_t)n_kv * hd, n_ctx, "k");
     bn_tensor *vc = bn_new_tensor(g, kv_type, (int64_t)n_kv * hd, n_ctx, "v");
     alloc_data(kc);
     alloc_data(vc);
     const int64_t ne = (int64_t)n_kv * hd * n_ctx;
-    float *kf = track(malloc(sizeof(float) * (size_t)ne)),
-          *vf = track(malloc(sizeof(float) * (size_t)ne));
-    fill_normal(kf, ne, 1.0, r);
-    fill_normal(vf, ne, 1.0, r);
+    float *kf = bt_track(malloc(sizeof(float) * (size_t)ne)),
+          *vf = bt_track(malloc(sizeof(float) * (size_t)ne));
+    bt_fill_normal(kf, ne, 1.0, r);
+    bt_fill_normal(vf, ne, 1.0, r);
     for (int64_t i = 0; i < ne; i++) {
         if (kv_type == BN_TYPE_F16) {
             ((uint16_t *)kc->data)[i] = bn_f32_to_f16(kf[i]);

@@ -27,20 +27,11 @@
 /* ---- fixtures: one graph and the buffers of a test, freed in teardown ---- */
 
 static bn_graph *g;
-static void *bufs[256];
-static int nbufs;
 static bn_pool *pool;
-
-static void *track(void *p) {
-    assert_non_null(p);
-    assert_true(nbufs < (int)(sizeof bufs / sizeof bufs[0]));
-    bufs[nbufs++] = p;
-    return p;
-}
 
 static void *alloc_data(bn_tensor *t) {
     size_t n = bn_tensor_nbytes(t);
-    t->data = track(calloc(1, n ? n : 1));
+    t->data = bt_track(calloc(1, n ? n : 1));
     return t->data;
 }
 
@@ -61,21 +52,10 @@ static int setup(void **state __attribute__((unused))) {
 }
 
 static int teardown(void **state __attribute__((unused))) {
-    for (int i = 0; i < nbufs; i++) free(bufs[i]);
-    nbufs = 0;
+    bt_free_tracked();
     bn_graph_free(g);
     g = NULL;
     return 0;
-}
-
-static bt_rng rng(uint64_t seed) {
-    bt_rng r;
-    bt_rng_seed(&r, seed);
-    return r;
-}
-
-static void fill_normal(float *x, int64_t n, double sd, bt_rng *r) {
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(sd * bt_rng_normal(r));
 }
 
 /* ---- running a node ---- */
@@ -178,13 +158,13 @@ static void check_act_row(const float *x, int64_t K, const bn_act_row *a, size_t
 }
 
 TEST(test_quantize_act) {
-    bt_rng r = rng(1);
+    bt_rng r = bt_rng_new(1);
     const int64_t Ks[] = {256, 512, 100};
     for (int k = 0; k < 3; k++) {
         const int64_t K = Ks[k], T = 6;
         bn_tensor *x = new_f32(K, T, "x");
         float *xd = x->data;
-        fill_normal(xd, K * T, 2.0, &r);
+        bt_fill_normal(xd, K * T, 2.0, &r);
         /* row 1: all zero (m = 1e-5); row 2: x*s = k + 0.5 with s = 1 (max 127);
          * row 3: s = 2 (max 63.5), x*s = k + 0.5; row 4: tiny values; row 5: negative max */
         memset(xd + K, 0, (size_t)K * sizeof(float));
@@ -275,16 +255,16 @@ static void make_ternary(int64_t K, int64_t N, int mode, bt_rng *r, int8_t *w, f
 
 static void check_matmul_ternary(int64_t K, int64_t T, int mode, uint64_t seed) {
     const int64_t N = 5, G = K / 256;
-    bt_rng r = rng(seed);
-    int8_t *w = track(malloc((size_t)(N * K)));
-    float *d = track(malloc((size_t)(N * G) * sizeof(float)));
-    float *vals = track(malloc((size_t)(N * K) * sizeof(float)));
+    bt_rng r = bt_rng_new(seed);
+    int8_t *w = bt_track(malloc((size_t)(N * K)));
+    float *d = bt_track(malloc((size_t)(N * G) * sizeof(float)));
+    float *vals = bt_track(malloc((size_t)(N * K) * sizeof(float)));
     make_ternary(K, N, mode, &r, w, d, vals);
     bn_tensor *xq = make_act(K, T, mode == SC_POW2, &r);
 
     /* reference: integer group sums in int64, then sum_g d_g * S_g / s_t */
-    int64_t *S = track(malloc((size_t)(T * N * G) * sizeof(int64_t)));
-    double *ref = track(malloc((size_t)(T * N) * sizeof(double)));
+    int64_t *S = bt_track(malloc((size_t)(T * N * G) * sizeof(int64_t)));
+    double *ref = bt_track(malloc((size_t)(T * N) * sizeof(double)));
     for (int64_t t = 0; t < T; t++)
         for (int64_t n = 0; n < N; n++) {
             double y = 0;
@@ -346,14 +326,14 @@ TEST(test_matmul_ternary) {
 
 /* QUANTIZE_ACT then MATMUL_TERNARY, as in a layer, through the pool. */
 TEST(test_quantize_then_matmul) {
-    bt_rng r = rng(77);
+    bt_rng r = bt_rng_new(77);
     const int64_t K = 512, N = 7, T = 3, G = 2;
-    int8_t *w = track(malloc((size_t)(N * K)));
-    float *d = track(malloc((size_t)(N * G) * sizeof(float)));
-    float *vals = track(malloc((size_t)(N * K) * sizeof(float)));
+    int8_t *w = bt_track(malloc((size_t)(N * K)));
+    float *d = bt_track(malloc((size_t)(N * G) * sizeof(float)));
+    float *vals = bt_track(malloc((size_t)(N * K) * sizeof(float)));
     make_ternary(K, N, SC_BLOCK, &r, w, d, vals);
     bn_tensor *x = new_f32(K, T, "x");
-    fill_normal(x->data, K * T, 1.0, &r);
+    bt_fill_normal(x->data, K * T, 1.0, &r);
     bn_tensor *xq = out(bn_quantize_act(g, x));
     bn_tensor *wt = make_weight(BN_TYPE_TQ2_0, vals, K, N);
     bn_tensor *y = out(bn_matmul_ternary(g, wt, xq));
@@ -375,14 +355,14 @@ TEST(test_quantize_then_matmul) {
 /* ---- MATMUL_F ---- */
 
 TEST(test_matmul_f) {
-    bt_rng r = rng(3);
+    bt_rng r = bt_rng_new(3);
     const int64_t K = 256, N = 5;
     const uint32_t types[] = {BN_TYPE_F32,  BN_TYPE_F16,   BN_TYPE_BF16,
                               BN_TYPE_Q8_0, BN_TYPE_TQ2_0, BN_TYPE_I2_S};
     for (int64_t T = 1; T <= 3; T += 2)
         for (int k = 0; k < 6; k++) {
             const uint32_t type = types[k];
-            float *wv = track(malloc((size_t)(N * K) * sizeof(float)));
+            float *wv = bt_track(malloc((size_t)(N * K) * sizeof(float)));
             bn_tensor *wt;
             if (type == BN_TYPE_Q8_0) {
                 /* built by hand: per 32 elements f16 d, then 32 int8; value q * d */
@@ -414,7 +394,7 @@ TEST(test_matmul_f) {
                 wt = make_weight(type, wv, K, N);
             }
             bn_tensor *x = new_f32(K, T, "x");
-            fill_normal(x->data, K * T, 1.0, &r);
+            bt_fill_normal(x->data, K * T, 1.0, &r);
             bn_tensor *y = out(bn_matmul_f(g, wt, x));
             run_node(y);
             double ref[15];
@@ -432,12 +412,12 @@ TEST(test_matmul_f) {
 /* ---- GET_ROWS ---- */
 
 TEST(test_get_rows) {
-    bt_rng r = rng(4);
+    bt_rng r = bt_rng_new(4);
     const uint32_t types[] = {BN_TYPE_F32, BN_TYPE_F16, BN_TYPE_TQ2_0, BN_TYPE_I2_S};
     const int64_t R = 7, T = 7;
     for (int k = 0; k < 4; k++) {
         const int64_t K = k < 2 ? 64 : 256;
-        float *vals = track(malloc((size_t)(K * R) * sizeof(float)));
+        float *vals = bt_track(malloc((size_t)(K * R) * sizeof(float)));
         const float dd = random_scale(&r);
         for (int64_t i = 0; i < K * R; i++) {
             if (k >= 2)
@@ -466,12 +446,12 @@ TEST(test_get_rows) {
 /* ---- RMS_NORM ---- */
 
 TEST(test_rms_norm) {
-    bt_rng r = rng(5);
+    bt_rng r = bt_rng_new(5);
     const int64_t K = 96, T = 4;
     const float eps = 1e-5f;
     bn_tensor *x = new_f32(K, T, "x");
     float *xd = x->data;
-    fill_normal(xd, K * T, 3.0, &r);
+    bt_fill_normal(xd, K * T, 3.0, &r);
     memset(xd + 2 * K, 0, (size_t)K * sizeof(float)); /* zero row: 0 / sqrt(eps) */
     bn_tensor *y = out(bn_rms_norm(g, x, eps));
     run_node(y);
@@ -488,15 +468,15 @@ TEST(test_rms_norm) {
 /* ---- MUL / ADD with broadcasting ---- */
 
 TEST(test_mul_add) {
-    bt_rng r = rng(6);
+    bt_rng r = bt_rng_new(6);
     const int64_t K = 40, T = 3;
     const int64_t bshape[3][2] = {{K, T}, {K, 1}, {1, 1}};
     for (int op = 0; op < 2; op++)
         for (int s = 0; s < 3; s++) {
             bn_tensor *a = new_f32(K, T, "a");
             bn_tensor *b = new_f32(bshape[s][0], bshape[s][1], "b");
-            fill_normal(a->data, K * T, 1.0, &r);
-            fill_normal(b->data, bshape[s][0] * bshape[s][1], 1.0, &r);
+            bt_fill_normal(a->data, K * T, 1.0, &r);
+            bt_fill_normal(b->data, bshape[s][0] * bshape[s][1], 1.0, &r);
             bn_tensor *y = out(op ? bn_add(g, a, b) : bn_mul(g, a, b));
             run_node(y);
             const float *ad = a->data, *bd = b->data, *yd = y->data;
@@ -515,7 +495,7 @@ TEST(test_mul_add) {
 /* ---- ROPE ---- */
 
 TEST(test_rope) {
-    bt_rng r = rng(7);
+    bt_rng r = bt_rng_new(7);
     const int n_head = 3, hd = 16, T = 3;
     const int32_t positions[3] = {0, 5, 1000};
     const int modes[2] = {BN_ROPE_NORMAL, BN_ROPE_NEOX}, rots[2] = {16, 8};
@@ -524,7 +504,7 @@ TEST(test_rope) {
             const int n_rot = rots[k];
             const float base = 10000.0f;
             bn_tensor *x = new_f32(n_head * hd, T, "x");
-            fill_normal(x->data, n_head * hd * T, 1.0, &r);
+            bt_fill_normal(x->data, n_head * hd * T, 1.0, &r);
             bn_tensor *pos = bn_new_tensor(g, BN_TYPE_I32, T, 1, "pos");
             memcpy(alloc_data(pos), positions, sizeof positions);
             bn_tensor *y = out(bn_rope(g, x, pos, modes[m], n_rot, hd, base));
@@ -559,14 +539,14 @@ static bn_tensor *new_cache(uint32_t type, int64_t D, int64_t n_ctx, const char 
 }
 
 TEST(test_kv_store) {
-    bt_rng r = rng(8);
+    bt_rng r = bt_rng_new(8);
     const int64_t D = 12, n_ctx = 8, T = 3, n_past = 2;
     const uint32_t types[2] = {BN_TYPE_F32, BN_TYPE_F16};
     for (int k = 0; k < 2; k++) {
         bn_tensor *c = new_cache(types[k], D, n_ctx, "cache");
         memset(c->data, 0x3C, bn_tensor_nbytes(c)); /* sentinel bytes */
         bn_tensor *x = new_f32(D, T, "x");
-        fill_normal(x->data, D * T, 1.0, &r);
+        bt_fill_normal(x->data, D * T, 1.0, &r);
         bn_tensor *st = bn_kv_store(g, c, x, (int)n_past);
         assert_ptr_equal(st->data, c->data);
         run_node(st);
@@ -613,20 +593,20 @@ static void fill_cache(bn_tensor *c, int64_t valid, bt_rng *r, float *vals) {
 static void check_attention(uint32_t ktype, uint32_t vtype, int n_past, int T, int n_head, int n_kv,
                             float scale, uint64_t seed) {
     const int hd = 8, n_ctx = 10;
-    bt_rng r = rng(seed);
+    bt_rng r = bt_rng_new(seed);
     bn_tensor *kc = new_cache(ktype, n_kv * hd, n_ctx, "k");
     bn_tensor *vc = new_cache(vtype, n_kv * hd, n_ctx, "v");
-    float *kv = track(malloc((size_t)(n_kv * hd * n_ctx) * sizeof(float)));
-    float *vv = track(malloc((size_t)(n_kv * hd * n_ctx) * sizeof(float)));
+    float *kv = bt_track(malloc((size_t)(n_kv * hd * n_ctx) * sizeof(float)));
+    float *vv = bt_track(malloc((size_t)(n_kv * hd * n_ctx) * sizeof(float)));
     fill_cache(kc, n_past + T, &r, kv);
     fill_cache(vc, n_past + T, &r, vv);
     bn_tensor *q = new_f32(n_head * hd, T, "q");
-    fill_normal(q->data, n_head * hd * T, 1.0, &r);
+    bt_fill_normal(q->data, n_head * hd * T, 1.0, &r);
     bn_tensor *y = out(bn_attention(g, q, kc, vc, n_past, n_head, n_kv, hd, scale));
     run_node(y);
 
     const float *qd = q->data;
-    double *ref = track(malloc((size_t)(n_head * hd * T) * sizeof(double)));
+    double *ref = bt_track(malloc((size_t)(n_head * hd * T) * sizeof(double)));
     for (int t = 0; t < T; t++)
         for (int h = 0; h < n_head; h++) {
             const int kvh = h / (n_head / n_kv), L = n_past + t + 1;
@@ -663,17 +643,17 @@ TEST(test_attention) {
 
 /* KV_STORE then ATTENTION reading the store node, as the graph builder wires it. */
 TEST(test_store_then_attend) {
-    bt_rng r = rng(30);
+    bt_rng r = bt_rng_new(30);
     const int hd = 4, n_head = 2, n_kv = 1, n_ctx = 6, n_past = 2, T = 2;
     bn_tensor *kc = new_cache(BN_TYPE_F32, hd, n_ctx, "k");
     bn_tensor *vc = new_cache(BN_TYPE_F32, hd, n_ctx, "v");
     /* all keys zero (calloc): the softmax is uniform over the visible positions */
     bn_tensor *kn = new_f32(hd, T, "k_new"), *vn = new_f32(hd, T, "v_new");
-    fill_normal(vc->data, hd * n_ctx, 1.0, &r);
-    fill_normal(vn->data, hd * T, 1.0, &r);
+    bt_fill_normal(vc->data, hd * n_ctx, 1.0, &r);
+    bt_fill_normal(vn->data, hd * T, 1.0, &r);
     bn_tensor *ks = bn_kv_store(g, kc, kn, n_past), *vs = bn_kv_store(g, vc, vn, n_past);
     bn_tensor *q = new_f32(n_head * hd, T, "q");
-    fill_normal(q->data, n_head * hd * T, 1.0, &r);
+    bt_fill_normal(q->data, n_head * hd * T, 1.0, &r);
     bn_tensor *y = out(bn_attention(g, q, ks, vs, n_past, n_head, n_kv, hd, 0.5f));
     run_node(ks);
     run_node(vs);
@@ -693,12 +673,12 @@ TEST(test_store_then_attend) {
 /* ---- RELU_SQR, SILU, SCALE ---- */
 
 TEST(test_unary) {
-    bt_rng r = rng(9);
+    bt_rng r = bt_rng_new(9);
     const int64_t K = 50, T = 3, n = K * T;
     for (int op = 0; op < 3; op++) {
         bn_tensor *x = new_f32(K, T, "x");
         float *xd = x->data;
-        fill_normal(xd, n, 3.0, &r);
+        bt_fill_normal(xd, n, 3.0, &r);
         xd[0] = 0.0f;
         xd[1] = -100.0f;
         xd[2] = 100.0f;
@@ -720,10 +700,10 @@ TEST(test_unary) {
 /* ---- CPY ---- */
 
 TEST(test_cpy) {
-    bt_rng r = rng(11);
+    bt_rng r = bt_rng_new(11);
     const int64_t K = 50, T = 3, n = K * T;
-    float *src = track(malloc((size_t)n * sizeof(float)));
-    fill_normal(src, n, 10.0, &r);
+    float *src = bt_track(malloc((size_t)n * sizeof(float)));
+    bt_fill_normal(src, n, 10.0, &r);
     const uint32_t types[2] = {BN_TYPE_F32, BN_TYPE_F16};
     for (int a = 0; a < 2; a++)
         for (int b = 0; b < 2; b++) {

@@ -43,26 +43,9 @@ static bool fp64; /* the OpenCL kernels were built with -DUSE_FP64 */
  * A device backend keys weights and caches by host pointer until close, so
  * test buffers are not freed (and their addresses not reused) before then. */
 
-static void **bufs;
-static int nbufs, capbufs;
-
+/* n zeroed bytes, freed by bt_free_tracked when the backends close. */
 static void *track(size_t n) {
-    void *p = calloc(1, n ? n : 1);
-    assert_non_null(p);
-    if (nbufs == capbufs) {
-        capbufs = capbufs ? 2 * capbufs : 256;
-        bufs = realloc(bufs, sizeof *bufs * (size_t)capbufs);
-        assert_non_null(bufs);
-    }
-    bufs[nbufs++] = p;
-    return p;
-}
-
-static void free_bufs(void) {
-    for (int i = 0; i < nbufs; i++) free(bufs[i]);
-    free(bufs);
-    bufs = NULL;
-    nbufs = capbufs = 0;
+    return bt_track(calloc(1, n ? n : 1));
 }
 
 static float *randn(int64_t n, double sd, uint64_t seed) {
@@ -599,7 +582,7 @@ static int close_backends(void **state __attribute__((unused))) {
     cpu->ops->close(cpu);
     ocl->ops->close(ocl);
     cpu = ocl = NULL;
-    free_bufs();
+    bt_free_tracked();
     return 0;
 }
 

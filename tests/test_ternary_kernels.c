@@ -32,12 +32,6 @@
 static const char *const table_names[] = {"scalar", "avx2", "avx512vnni", "neon", "neon-dotprod"};
 #define N_TABLES (int)(sizeof table_names / sizeof table_names[0])
 
-static bt_rng rng(uint64_t seed) {
-    bt_rng r;
-    bt_rng_seed(&r, seed);
-    return r;
-}
-
 /* ---- weights: packed by hand from codes (FORMATS.md), so any code can be stored ---- */
 
 enum { W_RANDOM, W_PLUS, W_MINUS, W_CODE3, W_RAWBYTES, W_ALL3 };
@@ -275,7 +269,7 @@ static void check_gemm(const bn_tern_kernels *ks, int64_t kn, int fill, int cfil
 }
 
 TEST(test_kernels) {
-    bt_rng r = rng(1);
+    bt_rng r = bt_rng_new(1);
     int tested = 0;
     for (int ti = 0; ti < N_TABLES; ti++) {
         const bn_tern_kernels *ks = bn_cpu_ternary_table(table_names[ti]);
@@ -450,7 +444,7 @@ static int check_node(const wdata *w, int64_t T, double zeros, bool relu, bt_rng
  * (ternary_avx512.c) one lane would pass 2^31 without its chunking. Then a
  * random row past one chunk of 2^20 elements. */
 TEST(test_long_rows) {
-    bt_rng r = rng(7);
+    bt_rng r = bt_rng_new(7);
     const int64_t K = (int64_t)1 << 23;
     wdata i2s = make_weight(BN_TYPE_I2_S, K, 1, W_PLUS, true, &r);
     wdata tq2 = make_weight(BN_TYPE_TQ2_0, K, 1, W_ALL3, true, &r);
@@ -487,7 +481,7 @@ TEST(test_long_rows) {
 }
 
 TEST(test_nodes) {
-    bt_rng r = rng(2);
+    bt_rng r = bt_rng_new(2);
     bn_tern_set_layouts(0, 0); /* the file's own layout here */
     const uint32_t types[3] = {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0};
     for (int y = 0; y < 3; y++)
@@ -528,7 +522,7 @@ TEST(test_nodes) {
 }
 
 TEST(test_sparse_columns) {
-    bt_rng r = rng(3);
+    bt_rng r = bt_rng_new(3);
     bn_tern_set_layouts(1, 0);
     const uint32_t types[3] = {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0};
     const double zeros[] = {0.0, 0.5, 0.9, 1.0};
@@ -569,7 +563,7 @@ TEST(test_sparse_columns) {
 }
 
 TEST(test_lookup_tables) {
-    bt_rng r = rng(4);
+    bt_rng r = bt_rng_new(4);
     bn_tern_set_layouts(0, 2); /* every type */
     const uint32_t types[3] = {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0};
     for (int y = 0; y < 3; y++) {
@@ -631,7 +625,7 @@ TEST(test_lookup_tables) {
 
 /* Preparation is per owner and shared; heap weights are not prepared. */
 TEST(test_prepare_owners) {
-    bt_rng r = rng(5);
+    bt_rng r = bt_rng_new(5);
     wdata w = make_weight(BN_TYPE_TQ2_0, 512, 8, W_RANDOM, true, &r);
     uint8_t *acts = make_acts(512, 1, 0, 0, &r);
     mm_graph mg = make_mm(&w, acts, 1, false, "tk_owner.bin");

@@ -40,6 +40,12 @@ void bt_rng_seed(bt_rng *r, uint64_t seed) {
     if (!r->s) r->s = 1;
 }
 
+bt_rng bt_rng_new(uint64_t seed) {
+    bt_rng r;
+    bt_rng_seed(&r, seed);
+    return r;
+}
+
 uint64_t bt_rng_u64(bt_rng *r) {
     uint64_t x = r->s;
     x ^= x >> 12;
@@ -63,6 +69,10 @@ int bt_rng_int(bt_rng *r, int lo, int hi) {
     return lo + (int)(bt_rng_u64(r) % (uint64_t)(hi - lo + 1));
 }
 
+void bt_fill_normal(float *x, int64_t n, double sd, bt_rng *r) {
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(sd * bt_rng_normal(r));
+}
+
 double bt_nmse_f32(const float *a, const float *b, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
@@ -83,6 +93,27 @@ double bt_nmse_f32_f64(const float *a, const double *b, size_t n) {
     }
     if (den == 0) return num == 0 ? 0 : INFINITY;
     return num / den;
+}
+
+static void **tracked;
+static size_t n_tracked, cap_tracked;
+
+void *bt_track(void *p) {
+    assert_non_null(p);
+    if (n_tracked == cap_tracked) {
+        cap_tracked = cap_tracked ? 2 * cap_tracked : 256;
+        tracked = realloc(tracked, sizeof *tracked * cap_tracked);
+        assert_non_null(tracked);
+    }
+    tracked[n_tracked++] = p;
+    return p;
+}
+
+void bt_free_tracked(void) {
+    for (size_t i = 0; i < n_tracked; i++) free(tracked[i]);
+    free(tracked);
+    tracked = NULL;
+    n_tracked = cap_tracked = 0;
 }
 
 char *bt_read_file(const char *path, size_t *size) {

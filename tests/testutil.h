@@ -1,5 +1,6 @@
 /* testutil.h - small helpers shared by the cmocka tests: paths to the shared
- * data and the build's scratch folder, skipping, a deterministic RNG and NMSE. */
+ * data and the build's scratch folder, skipping, a deterministic RNG and NMSE,
+ * buffers freed in teardown, files built by hand. */
 #ifndef BN_TESTUTIL_H
 #define BN_TESTUTIL_H
 
@@ -21,14 +22,23 @@ typedef struct bt_rng {
     uint64_t s;
 } bt_rng;
 void bt_rng_seed(bt_rng *r, uint64_t seed);
+bt_rng bt_rng_new(uint64_t seed); /* a generator seeded with bt_rng_seed */
 uint64_t bt_rng_u64(bt_rng *r);
 double bt_rng_uniform(bt_rng *r);          /* [0, 1) */
 double bt_rng_normal(bt_rng *r);           /* N(0, 1) */
 int bt_rng_int(bt_rng *r, int lo, int hi); /* [lo, hi] */
+/* x[i] = sd * N(0, 1), i < n. */
+void bt_fill_normal(float *x, int64_t n, double sd, bt_rng *r);
 
 /* sum (a-b)^2 / sum b^2 (0 when both are zero). */
 double bt_nmse_f32(const float *a, const float *b, size_t n);
 double bt_nmse_f32_f64(const float *a, const double *b, size_t n);
+
+/* Keeps p (which must not be NULL) for bt_free_tracked and returns it: a
+ * test's buffers, freed together in its teardown. */
+void *bt_track(void *p);
+/* Frees every buffer bt_track kept since the last call. */
+void bt_free_tracked(void);
 
 /* Reads a whole file into malloc'd memory (NUL-terminated); NULL on error. */
 char *bt_read_file(const char *path, size_t *size);
