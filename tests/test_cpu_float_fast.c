@@ -273,6 +273,23 @@ static bn_tensor *make_weight(uint32_t type, const float *vals, int64_t K, int64
     return w;
 }
 
+/* y = w x in double: want[t * N + n] = sum_i w[n][i] * x[t * K + i], w's rows
+ * (K x N of type) read back with bn_dequantize_row. Freed in teardown. */
+static const double *ref_matmul(uint32_t type, const void *w, const float *x, int64_t K, int64_t N,
+                                int64_t T) {
+    double *want = bt_track(malloc(sizeof(double) * (size_t)(N * T)));
+    float *row = bt_track(malloc(sizeof(float) * (size_t)K));
+    for (int64_t n = 0; n < N; n++) {
+        bn_dequantize_row(type, w, K, N, n, row);
+        for (int64_t t = 0; t < T; t++) {
+            double s = 0;
+            for (int64_t i = 0; i < K; i++) s += (double)row[i] * x[t * K + i];
+            want[t * N + n] = s;
+        }
+    }
+    return want;
+}
+
 static void check_matmul_f(uint32_t type, int64_t K, int64_t N, int64_t T, double tol, bt_rng *r) {
     float *vals = bt_track(malloc(sizeof(float) * (size_t)(K * N)));
     bt_fill_normal(vals, K * N, 0.05, r);
@@ -284,24 +301,11 @@ static void check_matmul_f(uint32_t type, int64_t K, int64_t N, int64_t T, doubl
     bn_tensor *y = bn_matmul_f(g, w, x);
     alloc_data(y);
     run_fast(y);
-    double *want = malloc(sizeof(double) * (size_t)(N * T));
-    float *row = malloc(sizeof(float) * (size_t)K);
-    assert_non_null(want);
-    assert_non_null(row);
-    for (int64_t n = 0; n < N; n++) {
-        bn_dequantize_row(type, w->data, K, N, n, row);
-        for (int64_t t = 0; t < T; t++) {
-            double s = 0;
-            for (int64_t i = 0; i < K; i++) s += (double)row[i] * xd[t * K + i];
-            want[t * N + n] = s;
-        }
-    }
+    const double *want = ref_matmul(type, w->data, xd, K, N, T);
     char what[96];
     snprintf(what, sizeof what, "matmul_f %s K=%lld N=%lld T=%lld", bn_type_name(type),
              (long long)K, (long long)N, (long long)T);
     assert_nmse(y->data, want, (size_t)(N * T), tol, what);
-    free(want);
-    free(row);
 }
 
 TEST(test_matmul_f_float) {
@@ -351,21 +355,8 @@ TEST(test_matmul_f_q6k_random_bytes) {
     bn_tensor *y = bn_matmul_f(g, w, x);
     alloc_data(y);
     run_fast(y);
-    double *want = malloc(sizeof(double) * (size_t)(N * T));
-    float *row = malloc(sizeof(float) * (size_t)K);
-    assert_non_null(want);
-    assert_non_null(row);
-    for (int64_t n = 0; n < N; n++) {
-        bn_dequantize_row(BN_TYPE_Q6_K, wd, K, N, n, row);
-        for (int64_t t = 0; t < T; t++) {
-            double s = 0;
-            for (int64_t i = 0; i < K; i++) s += (double)row[i] * xd[t * K + i];
-            want[t * N + n] = s;
-        }
-    }
+    const double *want = ref_matmul(BN_TYPE_Q6_K, wd, xd, K, N, T);
     assert_nmse(y->data, want, (size_t)(N * T), 5e-8, "matmul_f Q6_K random bytes");
-    free(want);
-    free(row);
 }
 
 /* Block types without a dedicated kernel: dequantized rows, fast f32 dots. */
