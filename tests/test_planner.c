@@ -37,6 +37,27 @@ static bn_plan_device device(const char *id, bn_device_type type, uint64_t budge
     return d;
 }
 
+/* The host most tests plan against: 64 GiB, 40 GB/s ternary, 300 GFLOP/s. */
+static bn_plan_device host_cpu(void) {
+    return device("cpu:0", BN_DEVICE_CPU, 64 * GiB, 40, 300, 20, 1, 1);
+}
+
+/* bn_plan_make of m on devs[0..1] (cpu:0 the fallback) under c (NULL: the
+ * defaults), which must succeed; the plan is printed. */
+static void plan_two(const bn_plan_model *m, const bn_plan_device devs[2],
+                     const bn_plan_constraints *c, bn_plan *p) {
+    bn_plan_constraints defaults;
+    if (!c) {
+        bn_plan_constraints_default(&defaults);
+        c = &defaults;
+    }
+    bn_err err = {0};
+    bn_status st = bn_plan_make(m, devs, 2, 0, c, p, &err);
+    if (st != BN_OK) fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(st, BN_OK);
+    bn_plan_print(p, m, stdout);
+}
+
 /* A model from a shape through the real graph builder. */
 static void shape_plan_model(const char *arch, int E, int F, int L, int H, int HKV, int V, int ctx,
                              bool untied, bn_plan_model *pm) {
@@ -174,15 +195,11 @@ static void test_all_on_gpu_when_it_fits(void **state) {
     bn_plan_model m;
     shape_plan_model("bitnet-b1.58", 2560, 6912, 30, 20, 5, 128256, 4096, false, &m); /* 2b4t */
     bn_plan_device devs[2] = {
-        device("cpu:0", BN_DEVICE_CPU, 64 * GiB, 40, 300, 20, 1, 1),
+        host_cpu(),
         device("vulkan:0", BN_DEVICE_DGPU, 8 * GiB, 250, 10000, 20, 10, 4),
     };
-    bn_plan_constraints c;
-    bn_plan_constraints_default(&c);
     bn_plan p;
-    bn_err err = {0};
-    assert_int_equal(bn_plan_make(&m, devs, 2, 0, &c, &p, &err), BN_OK);
-    bn_plan_print(&p, &m, stdout);
+    plan_two(&m, devs, NULL, &p);
     for (int u = 0; u < p.n_units; u++) assert_int_equal(p.unit_device[u], 1);
     assert_within_budgets(&p);
     bn_plan_free(&p);
@@ -201,15 +218,11 @@ static void test_100b_on_8gb(void **state) {
     bn_plan_model m;
     shape_plan_model("bitnet", 8192, 45568, 72, 64, 64, 32002, 2048, false, &m);
     bn_plan_device devs[2] = {
-        device("cpu:0", BN_DEVICE_CPU, 64 * GiB, 40, 300, 20, 1, 1),
+        host_cpu(),
         device("vulkan:0", BN_DEVICE_DGPU, 8 * GiB, 250, 10000, 20, 10, 4),
     };
-    bn_plan_constraints c;
-    bn_plan_constraints_default(&c);
     bn_plan p;
-    bn_err err = {0};
-    assert_int_equal(bn_plan_make(&m, devs, 2, 0, &c, &p, &err), BN_OK);
-    bn_plan_print(&p, &m, stdout);
+    plan_two(&m, devs, NULL, &p);
     assert_within_budgets(&p);
     uint64_t layer = layer_bytes_100b(2048);
     int gpu = layers_on(&p, 1);
@@ -222,8 +235,7 @@ static void test_100b_on_8gb(void **state) {
 
     /* a weak integrated GPU, slower than the CPU: nothing on it */
     devs[1] = device("vulkan:0", BN_DEVICE_IGPU, 8 * GiB, 8, 200, 15, 10, 10);
-    assert_int_equal(bn_plan_make(&m, devs, 2, 0, &c, &p, &err), BN_OK);
-    bn_plan_print(&p, &m, stdout);
+    plan_two(&m, devs, NULL, &p);
     assert_int_equal(layers_on(&p, 1), 0);
     assert_false(p.use[1].head || p.use[1].embd);
     assert_non_null(strstr(p.reason, "nothing on vulkan:0: slower"));
@@ -237,22 +249,17 @@ static void test_npu_only_with_profile(void **state) {
     bn_plan_model m;
     shape_plan_model("llama", 4096, 14336, 32, 32, 8, 128256, 4096, true, &m); /* 8b */
     bn_plan_device devs[2] = {
-        device("cpu:0", BN_DEVICE_CPU, 64 * GiB, 40, 300, 20, 1, 1),
+        host_cpu(),
         device("npu:0", BN_DEVICE_NPU, 16 * GiB, 120, 2000, 20, 20, 10),
     };
-    bn_plan_constraints c;
-    bn_plan_constraints_default(&c);
     bn_plan p;
-    bn_err err = {0};
-    assert_int_equal(bn_plan_make(&m, devs, 2, 0, &c, &p, &err), BN_OK);
-    bn_plan_print(&p, &m, stdout);
+    plan_two(&m, devs, NULL, &p);
     assert_true(layers_on(&p, 1) == 32);
     assert_within_budgets(&p);
     bn_plan_free(&p);
     devs[1].has_profile = false; /* the NPU slot without a profile */
     memset(&devs[1].prof, 0, sizeof devs[1].prof);
-    assert_int_equal(bn_plan_make(&m, devs, 2, 0, &c, &p, &err), BN_OK);
-    bn_plan_print(&p, &m, stdout);
+    plan_two(&m, devs, NULL, &p);
     assert_int_equal(layers_on(&p, 1), 0);
     assert_non_null(strstr(p.reason, "no profile"));
     bn_plan_free(&p);
@@ -420,7 +427,7 @@ static void test_constraints(void **state) {
     bn_plan_model m;
     shape_plan_model("bitnet-b1.58", 256, 512, 4, 4, 2, 1024, 256, false, &m); /* tiny, 4 layers */
     bn_plan_device devs[2] = {
-        device("cpu:0", BN_DEVICE_CPU, 64 * GiB, 40, 300, 20, 1, 1),
+        host_cpu(),
         device("cpu:1", BN_DEVICE_CPU, 64 * GiB, 40, 300, 20, 1, 1),
     };
     bn_plan_constraints c;
@@ -468,7 +475,7 @@ static void test_unsupported_goes_to_cpu(void **state) {
     bn_plan_model m;
     shape_plan_model("bitnet-b1.58", 256, 512, 4, 4, 2, 1024, 256, false, &m);
     bn_plan_device devs[2] = {
-        device("cpu:0", BN_DEVICE_CPU, 64 * GiB, 40, 300, 20, 1, 1),
+        host_cpu(),
         device("npu:0", BN_DEVICE_NPU, 64 * GiB, 400, 3000, 20, 1, 1),
     };
     bn_plan_device_unsupport(&devs[1], BN_OP_ATTENTION, BN_TYPE_F16);
@@ -476,9 +483,7 @@ static void test_unsupported_goes_to_cpu(void **state) {
     bn_plan_constraints_default(&c);
     c.gpu_layers = 4;
     bn_plan p;
-    bn_err err = {0};
-    assert_int_equal(bn_plan_make(&m, devs, 2, 0, &c, &p, &err), BN_OK);
-    bn_plan_print(&p, &m, stdout);
+    plan_two(&m, devs, &c, &p);
     assert_int_equal(layers_on(&p, 1), 4);
     assert_non_null(strstr(p.fallbacks, "ATTENTION"));
     /* the KV caches went with the attention to the CPU */
