@@ -59,23 +59,8 @@ static void make_ref(ref_model *r, bt_rng *g) {
 
 static void write_model(const ref_model *r, uint32_t type, const char *path) {
     gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_str(w, "general.architecture", "bitnet-b1.58");
-    gguf_writer_set_u32(w, "bitnet-b1.58.block_count", 1);
-    gguf_writer_set_u32(w, "bitnet-b1.58.context_length", 64);
-    gguf_writer_set_u32(w, "bitnet-b1.58.embedding_length", E);
-    gguf_writer_set_u32(w, "bitnet-b1.58.feed_forward_length", F);
-    gguf_writer_set_u32(w, "bitnet-b1.58.attention.head_count", NH);
-    gguf_writer_set_u32(w, "bitnet-b1.58.attention.head_count_kv", NKV);
-    gguf_writer_set_f32(w, "bitnet-b1.58.attention.layer_norm_rms_epsilon", (float)EPS);
-    gguf_writer_set_f32(w, "bitnet-b1.58.rope.freq_base", (float)THETA);
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-    char names[V][8];
-    const char *toks[V];
-    for (int i = 0; i < V; i++) {
-        snprintf(names[i], sizeof names[i], "t%d", i);
-        toks[i] = names[i];
-    }
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, V);
+    const bt_bitnet_shape shape = {1, 64, E, F, NH, NKV, V, (float)EPS, (float)THETA};
+    bt_gguf_bitnet_meta(w, &shape);
 
     bn_err err = {0};
     float *buf = malloc(sizeof(float) * F * E);

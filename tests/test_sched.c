@@ -51,23 +51,8 @@ static void write_model(const char *path) {
     const int64_t rows[7] = {E, E / NH * NKV, E / NH * NKV, E, F, F, E},
                   cols[7] = {E, E, E, E, E, E, F};
     gguf_writer *w = gguf_writer_new();
-    gguf_writer_set_str(w, "general.architecture", "bitnet-b1.58");
-    gguf_writer_set_u32(w, "bitnet-b1.58.block_count", L);
-    gguf_writer_set_u32(w, "bitnet-b1.58.context_length", CTX);
-    gguf_writer_set_u32(w, "bitnet-b1.58.embedding_length", E);
-    gguf_writer_set_u32(w, "bitnet-b1.58.feed_forward_length", F);
-    gguf_writer_set_u32(w, "bitnet-b1.58.attention.head_count", NH);
-    gguf_writer_set_u32(w, "bitnet-b1.58.attention.head_count_kv", NKV);
-    gguf_writer_set_f32(w, "bitnet-b1.58.attention.layer_norm_rms_epsilon", 1e-5f);
-    gguf_writer_set_f32(w, "bitnet-b1.58.rope.freq_base", 10000.0f);
-    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
-    char names[V][8];
-    const char *toks[V];
-    for (int i = 0; i < V; i++) {
-        snprintf(names[i], sizeof names[i], "t%d", i);
-        toks[i] = names[i];
-    }
-    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, V);
+    const bt_bitnet_shape shape = {L, CTX, E, F, NH, NKV, V, 1e-5f, 10000.0f};
+    bt_gguf_bitnet_meta(w, &shape);
     bn_err err = {0};
     int64_t ne[4] = {E, V, 1, 1};
 #define ADD(type, a, b, ...)                                                                       \

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../core/gguf.h"
+
 const char *bt_shared_path(const char *rel) {
     static char buf[4096];
     const char *root = getenv("BITNET_SHARED_DATA");
@@ -167,4 +169,28 @@ void bt_put_u64(bt_buf *b, uint64_t v) {
 void bt_put_str(bt_buf *b, const char *s) {
     bt_put_u64(b, strlen(s));
     bt_put_bytes(b, s, strlen(s));
+}
+
+void bt_gguf_bitnet_meta(gguf_writer *w, const bt_bitnet_shape *s) {
+    gguf_writer_set_str(w, "general.architecture", "bitnet-b1.58");
+    gguf_writer_set_u32(w, "bitnet-b1.58.block_count", (uint32_t)s->n_layer);
+    gguf_writer_set_u32(w, "bitnet-b1.58.context_length", (uint32_t)s->n_ctx);
+    gguf_writer_set_u32(w, "bitnet-b1.58.embedding_length", (uint32_t)s->n_embd);
+    gguf_writer_set_u32(w, "bitnet-b1.58.feed_forward_length", (uint32_t)s->n_ff);
+    gguf_writer_set_u32(w, "bitnet-b1.58.attention.head_count", (uint32_t)s->n_head);
+    gguf_writer_set_u32(w, "bitnet-b1.58.attention.head_count_kv", (uint32_t)s->n_head_kv);
+    gguf_writer_set_f32(w, "bitnet-b1.58.attention.layer_norm_rms_epsilon", s->eps);
+    gguf_writer_set_f32(w, "bitnet-b1.58.rope.freq_base", s->rope_base);
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    char(*names)[16] = malloc(sizeof *names * (size_t)s->n_vocab);
+    const char **toks = malloc(sizeof *toks * (size_t)s->n_vocab);
+    assert_non_null(names);
+    assert_non_null(toks);
+    for (int i = 0; i < s->n_vocab; i++) {
+        snprintf(names[i], sizeof names[i], "t%d", i);
+        toks[i] = names[i];
+    }
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)s->n_vocab);
+    free(toks);
+    free(names);
 }

@@ -56,4 +56,14 @@ void bt_put_u32(bt_buf *b, uint32_t v);
 void bt_put_u64(bt_buf *b, uint64_t v);
 void bt_put_str(bt_buf *b, const char *s); /* GGUF string: u64 length + bytes */
 
+/* The shape of a bitnet-b1.58 model written by hand with the GGUF writer. */
+typedef struct bt_bitnet_shape {
+    int n_layer, n_ctx, n_embd, n_ff, n_head, n_head_kv, n_vocab;
+    float eps, rope_base; /* RMS-norm epsilon, RoPE frequency base */
+} bt_bitnet_shape;
+struct gguf_writer;
+/* Sets the metadata of such a model on w (core/gguf.h): the architecture, the
+ * shape, and a llama-type vocabulary of n_vocab tokens "t0", "t1", ... */
+void bt_gguf_bitnet_meta(struct gguf_writer *w, const bt_bitnet_shape *s);
+
 #endif
