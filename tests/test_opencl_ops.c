@@ -587,13 +587,7 @@ static int close_backends(void **state __attribute__((unused))) {
 }
 
 int main(void) {
-    char why[512] = "";
-    if (!bn_backend_opencl()) bt_skip("built without OpenCL");
-    if (bn_backend_opencl()->device_count(why, sizeof why) == 0) bt_skip("%s", why);
-    /* the reference: the CPU backend's plain-C kernels, not its fast paths */
-    setenv("BITNET_CPU_FLOAT", "scalar", 1);
-    setenv("BITNET_CPU_TERNARY", "reference", 1);
-    setenv("XDG_CACHE_HOME", bt_tmp_path("opencl_cache"), 1);
+    bt_opencl_prelude(); /* or skip; the CPU reference; the program cache */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unary_ops),
         cmocka_unit_test(test_mul_add_broadcast),

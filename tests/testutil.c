@@ -1,4 +1,5 @@
 /* testutil.c - see testutil.h. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "testutil.h"
 
 #include <math.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../backends/backend.h"
 #include "../core/gguf.h"
 
 const char *bt_shared_path(const char *rel) {
@@ -35,6 +37,15 @@ void bt_skip(const char *fmt, ...) {
     fprintf(stderr, "\n");
     va_end(ap);
     exit(77);
+}
+
+void bt_opencl_prelude(void) {
+    char why[512] = "";
+    if (!bn_backend_opencl()) bt_skip("built without OpenCL");
+    if (bn_backend_opencl()->device_count(why, sizeof why) == 0) bt_skip("%s", why);
+    setenv("BITNET_CPU_FLOAT", "scalar", 1);
+    setenv("BITNET_CPU_TERNARY", "reference", 1);
+    setenv("XDG_CACHE_HOME", bt_tmp_path("opencl_cache"), 1);
 }
 
 void bt_rng_seed(bt_rng *r, uint64_t seed) {

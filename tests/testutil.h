@@ -17,6 +17,12 @@ const char *bt_tmp_path(const char *name);
 /* Prints "SKIP: why" and exits with 77 (ctest reports the test as skipped). */
 void bt_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* The start of the OpenCL tests' main (test_opencl_ops, test_opencl_graph):
+ * skips (77) when there is no OpenCL device; makes the CPU backend, their
+ * reference, run its plain-C kernels (not its fast paths); points
+ * XDG_CACHE_HOME at one program cache in the scratch folder, shared by both. */
+void bt_opencl_prelude(void);
+
 /* Deterministic xorshift64* generator. */
 typedef struct bt_rng {
     uint64_t s;
