@@ -20,7 +20,8 @@ if(BITNET_AARCH64_CC AND BITNET_QEMU_AARCH64 AND EXISTS ${BITNET_AARCH64_SYSROOT
       core/os.c core/quant.c core/types.c core/error.c)
   list(TRANSFORM _arm_src PREPEND ${PROJECT_SOURCE_DIR}/)
   file(GLOB _arm_hdr ${PROJECT_SOURCE_DIR}/backends/cpu/ternary.h ${PROJECT_SOURCE_DIR}/core/*.h
-       ${PROJECT_SOURCE_DIR}/graph/ir.h ${PROJECT_SOURCE_DIR}/include/bitnet.h)
+       ${PROJECT_SOURCE_DIR}/graph/ir.h ${PROJECT_SOURCE_DIR}/include/bitnet.h
+       ${PROJECT_SOURCE_DIR}/tests/ternary_gemm_check.h)
   set(_arm_bin ${CMAKE_CURRENT_BINARY_DIR}/test_ternary_neon_arm64)
   set(_arm_flags -std=c11 -O2 -Wall -Wextra -march=armv8-a)
   if(BITNET_WERROR)

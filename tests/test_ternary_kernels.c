@@ -26,6 +26,7 @@
 #include "cpu/cpu_ops.h"
 #include "cpu/ternary.h"
 #include "ir.h"
+#include "ternary_gemm_check.h"
 
 #define TEST(name) static void name(void **state __attribute__((unused)))
 
@@ -238,32 +239,9 @@ static void check_gemm(const bn_tern_kernels *ks, int64_t kn, int fill, int cfil
         assert_non_null(q[t]);
         for (int64_t i = 0; i < kn; i++) q[t][i] = (int8_t)(fill ? fill : bt_rng_int(r, -128, 127));
     }
-    const int64_t ng = kn / 256;
-    for (int nr = 1; nr <= BN_TERN_MR; nr++)
-        for (int nt = 1; nt <= BN_TERN_NT; nt++)
-            for (int group = 0; group < 2; group++) {
-                if (group && kn % 256) continue;
-                int32_t out[BN_TERN_NT * BN_TERN_MR * 64];
-                for (int i = 0; i < BN_TERN_NT * BN_TERN_MR * 64; i++) out[i] = 1000 + i;
-                ks->gemm(codes, ldc, nr, (const int8_t *const *)q, nt, kn, out, BN_TERN_MR, group);
-                for (int t = 0; t < nt; t++)
-                    for (int rr = 0; rr < nr; rr++)
-                        for (int64_t g = 0; g < (group ? ng : 1); g++) {
-                            int64_t e = 0;
-                            const int64_t i0 = group ? 256 * g : 0, i1 = group ? i0 + 256 : kn;
-                            for (int64_t i = i0; i < i1; i++)
-                                e += (int64_t)codes[rr * ldc + i] * q[t][i];
-                            /* row mode adds to what was there */
-                            const int64_t got = group ? out[(t * nr + rr) * ng + g]
-                                                      : (int64_t)out[t * BN_TERN_MR + rr] -
-                                                            (1000 + t * BN_TERN_MR + rr);
-                            if (got != e)
-                                fail_msg("%s gemm kn %lld nr %d nt %d group %d: t %d r %d g %lld: "
-                                         "%lld, want %lld",
-                                         ks->name, (long long)kn, nr, nt, group, t, rr,
-                                         (long long)g, (long long)got, (long long)e);
-                        }
-            }
+    char why[256];
+    const int bad = bt_gemm_mismatches(ks, codes, ldc, q, kn, why, sizeof why);
+    if (bad) fail_msg("%s (%d outputs differ)", why, bad);
     for (int t = 0; t < BN_TERN_NT; t++) free(q[t]);
     free(codes);
 }

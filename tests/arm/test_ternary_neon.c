@@ -20,6 +20,7 @@
 #include "../../backends/cpu/ternary.h"
 #include "../../core/os.h"
 #include "../../core/types.h"
+#include "../ternary_gemm_check.h"
 
 static int failures;
 
@@ -174,31 +175,9 @@ static void check_gemm(const bn_tern_kernels *ks, int64_t kn, int fill, int cfil
         if (!q[t]) exit(2);
         make_acts(q[t], kn, fill);
     }
-    const int64_t ng = kn / 256;
-    for (int nr = 1; nr <= BN_TERN_MR; nr++)
-        for (int nt = 1; nt <= BN_TERN_NT; nt++)
-            for (int group = 0; group < 2; group++) {
-                if (group && kn % 256) continue;
-                int32_t out[BN_TERN_NT * BN_TERN_MR * 64];
-                for (int i = 0; i < BN_TERN_NT * BN_TERN_MR * 64; i++) out[i] = 1000 + i;
-                ks->gemm(codes, ldc, nr, (const int8_t *const *)q, nt, kn, out, BN_TERN_MR, group);
-                for (int t = 0; t < nt; t++)
-                    for (int r = 0; r < nr; r++)
-                        for (int64_t g = 0; g < (group ? ng : 1); g++) {
-                            int64_t e = 0;
-                            const int64_t i0 = group ? 256 * g : 0, i1 = group ? i0 + 256 : kn;
-                            for (int64_t i = i0; i < i1; i++)
-                                e += (int64_t)codes[r * ldc + i] * q[t][i];
-                            const int64_t got = group ? out[(t * nr + r) * ng + g]
-                                                      : (int64_t)out[t * BN_TERN_MR + r] -
-                                                            (1000 + t * BN_TERN_MR + r);
-                            CHECK(got == e,
-                                  "%s gemm kn %lld nr %d nt %d group %d t %d r %d g %lld: %lld, "
-                                  "want %lld",
-                                  ks->name, (long long)kn, nr, nt, group, t, r, (long long)g,
-                                  (long long)got, (long long)e);
-                        }
-            }
+    char why[256];
+    const int bad = bt_gemm_mismatches(ks, codes, ldc, q, kn, why, sizeof why);
+    CHECK(!bad, "%s (%d outputs differ)", why, bad);
     for (int t = 0; t < BN_TERN_NT; t++) free(q[t]);
     free(codes);
 }
