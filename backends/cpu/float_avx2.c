@@ -8,6 +8,7 @@
  * at the end, so sums are reordered against the scalar reference (see
  * float_kernels.h for the error bounds the tests check). */
 #include "float_kernels.h"
+#include "cpu_target.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -15,12 +16,7 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+BN_TARGET_PUSH(BN_TARGET_AVX2)
 
 /* ---- helpers ---- */
 
@@ -602,10 +598,6 @@ const bn_cpu_float_ops bn_cpu_float_avx2 = {
     .attn_wsum = attn_wsum,
 };
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+BN_TARGET_POP
 
 #endif /* x86 */

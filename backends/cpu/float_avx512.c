@@ -15,20 +15,14 @@
  * interleaved streams. Nothing here may run before float_dispatch.c has
  * checked the CPU. */
 #include "float_kernels.h"
+#include "cpu_target.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
 #include <string.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(                                                                      \
-    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))),                 \
-    apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
-#endif
+BN_TARGET_PUSH(BN_TARGET_AVX512VNNI)
 
 #include "q6k_x86.h"
 
@@ -110,10 +104,6 @@ void bn_cpu_q6k_matvec_avx512vnni(const void *w, size_t rb, int64_t K, int64_t n
         y[r] = q6k_row((const uint8_t *)w + (size_t)r * rb, K / BN_QK_K, px);
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+BN_TARGET_POP
 
 #endif /* x86 */

@@ -15,18 +15,14 @@
  * clearing a field's high bit when its low bit is set; weights whose
  * preparation found no code 3 skip that (w->clean). */
 #include "ternary.h"
+#include "cpu_target.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
 #include <string.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+BN_TARGET_PUSH(BN_TARGET_AVX2)
 
 #include "ternary_x86.h"
 
@@ -317,10 +313,6 @@ const bn_tern_kernels bn_tern_avx2 = {
     .lut_unpack = bn_tern_lut_unpack_c,
 };
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+BN_TARGET_POP
 
 #endif

@@ -18,20 +18,14 @@
  * dot products per 128 weights, see below). The column and lookup-table
  * entries are the AVX2 ones. */
 #include "ternary.h"
+#include "cpu_target.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
 #include <string.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(                                                                      \
-    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))),                 \
-    apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
-#endif
+BN_TARGET_PUSH(BN_TARGET_AVX512VNNI)
 
 #include "ternary_x86.h"
 
@@ -414,10 +408,6 @@ const bn_tern_kernels bn_tern_avx512 = {
     .lut_unpack = bn_tern_lut_unpack_c,
 };
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+BN_TARGET_POP
 
 #endif

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "ternary.h"
+#include "cpu_target.h"
 
 #define UNIT 160 /* bytes per 8 groups of a tile: 4 index vectors + 1 sign plane */
 
@@ -165,12 +166,7 @@ void bn_tern_lut_unpack_c(const bn_tern_lut *w, int64_t t, int64_t k0, int64_t k
 
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+BN_TARGET_PUSH(BN_TARGET_AVX2)
 
 #define LD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define ST(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), v)
@@ -271,10 +267,6 @@ void bn_tern_avx2_lut_gemv(const bn_tern_lut *w, int64_t t0, int64_t t1, const i
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+BN_TARGET_POP
 
 #endif

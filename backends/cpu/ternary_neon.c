@@ -17,6 +17,7 @@
  * mod 256 (vmulq_u8 wraps), digit = [v >= 86] + [v >= 171].
  * The column and lookup-table layouts use the portable kernels. */
 #include "ternary.h"
+#include "cpu_target.h"
 
 #if defined(__aarch64__)
 
@@ -266,12 +267,7 @@ const bn_tern_kernels bn_tern_neon = {
 
 /* ---- the dot-product table ---- */
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("dotprod"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("arch=armv8.2-a+dotprod")
-#endif
+BN_TARGET_PUSH(BN_TARGET_ARM_DOTPROD)
 
 INLINE int32x4_t dot16_dp(int32x4_t acc, uint8x16_t c, const int8_t *q) {
     return vdotq_s32(acc, vreinterpretq_s8_u8(c), vld1q_s8(q));
@@ -292,10 +288,6 @@ const bn_tern_kernels bn_tern_neon_dot = {
     .gemm = gemm_dot,
 };
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+BN_TARGET_POP
 
 #endif

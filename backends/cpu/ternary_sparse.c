@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "ternary.h"
+#include "cpu_target.h"
 
 void bn_tern_free_packed(void *p) {
     free(p);
@@ -76,12 +77,7 @@ bn_status bn_tern_make_cols(const bn_tern_w *w, bn_tern_cols *out, bn_err *err) 
 
 #include <immintrin.h>
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
+BN_TARGET_PUSH(BN_TARGET_AVX2)
 
 #define LD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define ST(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), v)
@@ -214,10 +210,6 @@ void bn_tern_avx2_cols_unpack(const bn_tern_cols *w, int64_t r0, int64_t k0, int
     }
 }
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+BN_TARGET_POP
 
 #endif
