@@ -571,8 +571,8 @@ static void test_profile_files(void **state) {
         "{\"devices\": [{\"id\": \"cpu\"}]}",
         "{\"devices\": [{\"id\": \"cpu:0\"}]}",
         "{\"devices\": [{\"id\": \"cpu:0\", \"memory\": \"1G\", \"type\": \"x\"}]}",
-        "{\"devices\": [{\"id\": \"cpu:0\", \"memory\": \"1G\", \"profile\": "
-        "{\"ternary_gbps\": \"fast\"}}]}"};
+        ("{\"devices\": [{\"id\": \"cpu:0\", \"memory\": \"1G\", \"profile\": "
+         "{\"ternary_gbps\": \"fast\"}}]}")};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(bt_write_file(path2, bad[i], strlen(bad[i])), 0);
         assert_int_equal(bn_profile_file_load(path2, &f2, &err), BN_ERR_FORMAT);
