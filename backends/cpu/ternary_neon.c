@@ -270,7 +270,15 @@ const bn_tern_kernels bn_tern_neon = {
 BN_TARGET_PUSH(BN_TARGET_ARM_DOTPROD)
 
 INLINE int32x4_t dot16_dp(int32x4_t acc, uint8x16_t c, const int8_t *q) {
+#if defined(__clang__) && !defined(__ARM_FEATURE_DOTPROD)
+    /* Clang's arm_neon.h (15 and older) declares vdotq_s32 only when the whole
+     * file targets dotprod; the instruction itself is accepted here. */
+    const int8x16_t x = vld1q_s8(q);
+    __asm__("sdot %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(vreinterpretq_s8_u8(c)), "w"(x));
+    return acc;
+#else
     return vdotq_s32(acc, vreinterpretq_s8_u8(c), vld1q_s8(q));
+#endif
 }
 
 INLINE int32x4_t dot_block_dp(int32x4_t acc, const uint8x16_t *c, int n16, const int8_t *q) {
