@@ -20,7 +20,9 @@
  * agree; on a busy one the best is what the code does when it has the core.
  *
  * Prefill: the same weights with 128 tokens (the blocked GEMM), as multiply-
- * adds per second and as the speed-up over 128 separate mat-vecs.
+ * adds per second and as the speed-up over 128 separate mat-vecs; on CPUs
+ * with AVX-512 VNNI its first row is the dot-product instruction's own issue
+ * rate (dot_peak), the ceiling of the VNNI GEMM.
  *
  * ReLU^2 sparsity: the ffn_down shape (6912 inputs), its activations a given
  * share of exact zeros, in the file's row layout and in the column layout
@@ -224,6 +226,55 @@ static void bw_run(void *p, int ith, int nth) {
     c->sink[ith] += read_plain(c->p + per * (size_t)ith, per);
 }
 
+/* The issue rate of the VNNI dot product on this core: twelve independent
+ * 256-bit vpdpbusd accumulators (32 byte multiply-adds each) that never leave
+ * their registers, no loads, no other work. No GEMM built on the instruction
+ * can beat it; the prefill table gives it as its first row. (x86-64 only; the
+ * caller checks that the CPU has AVX-512 VNNI.) */
+#define PEAK_STEPS 20000000L /* loop iterations per thread: 240 M instructions */
+#if defined(__x86_64__)
+#define DP(r) "vpdpbusd %%ymm14, %%ymm15, %%ymm" #r "\n"
+static void dot_peak_run(void *p, int ith, int nth) {
+    (void)p;
+    (void)ith;
+    (void)nth;
+    __asm__ volatile("mov %0, %%rcx\n"
+                     "1:\n" DP(0) DP(1) DP(2) DP(3) DP(4) DP(5) DP(6) DP(7) DP(8) DP(9) DP(10)
+                         DP(11) "dec %%rcx\n"
+                                "jnz 1b\n"
+                     :
+                     : "r"(PEAK_STEPS)
+                     : "rcx", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+                       "xmm8", "xmm9", "xmm10", "xmm11", "xmm14", "xmm15");
+}
+#undef DP
+#endif
+
+static bool dot_peak_runs(void) {
+#if defined(__x86_64__)
+    return bn_cpu_ternary_table("avx512vnni") != NULL;
+#else
+    return false;
+#endif
+}
+
+/* GMAC/s of dot_peak_run on every thread of pool (best of 3); dot_peak_runs() first. */
+static double dot_peak(bn_pool *pool) {
+#if defined(__x86_64__)
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        const double t0 = bn_time_sec();
+        bn_pool_run(pool, dot_peak_run, NULL);
+        const double dt = bn_time_sec() - t0;
+        if (dt < best) best = dt;
+    }
+    return (double)bn_pool_size(pool) * PEAK_STEPS * 12 * 32 / best / 1e9;
+#else
+    (void)pool;
+    return 0;
+#endif
+}
+
 /* ---- the runs ---- */
 
 static const char *tname(uint32_t t) {
@@ -401,6 +452,15 @@ static void prefill(int64_t K, int64_t N, int64_t T) {
     printf("\n|---|---|---|");
     for (int i = 0; i < n_nt; i++) printf("---|---|");
     printf("\n");
+    if (dot_peak_runs()) {
+        printf("| - | vpdpbusd issue rate | registers only |");
+        for (int i = 0; i < n_nt; i++) {
+            bn_pool *pool = bn_pool_new(n_threads[i]);
+            printf(" %.0f | - |", dot_peak(pool));
+            bn_pool_free(pool);
+        }
+        printf("\n");
+    }
     for (int y = 0; y < 3; y++)
         for (int ti = 0; ti < 5; ti++) {
             const char *tab = tables[ti];
