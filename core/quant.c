@@ -482,6 +482,28 @@ bn_status bn_quantize(uint32_t type, const float *src, int64_t ne0, int64_t nrow
  *       v rebuilt from its 5 decoded digits, a qh byte likewise from its 4 decoded
  *       digits and a fifth digit 0 (13 of the 256 qs byte values, and more qh
  *       values, are not produced by any packing). */
+bool bn_codes2_have_3(const void *data, size_t n) {
+    const uint8_t *p = data;
+    /* x & (x >> 1) has bit 2j of a byte set when field j is 3; the bit that
+     * crosses into bit 7 from the next byte is masked off with the odd bits */
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        uint64_t w0, w1, w2, w3; /* four loads, not an array (GCC copies one via the stack) */
+        memcpy(&w0, p + i, 8);
+        memcpy(&w1, p + i + 8, 8);
+        memcpy(&w2, p + i + 16, 8);
+        memcpy(&w3, p + i + 24, 8);
+        a |= w0 & (w0 >> 1);
+        b |= w1 & (w1 >> 1);
+        c |= w2 & (w2 >> 1);
+        d |= w3 & (w3 >> 1);
+    }
+    uint64_t bad = (a | b | c | d) & 0x5555555555555555ull;
+    for (; i < n; i++) bad |= (uint64_t)(p[i] & (p[i] >> 1) & 0x55);
+    return bad != 0;
+}
+
 bn_status bn_validate_ternary(uint32_t type, const void *tensor, int64_t ne0, int64_t nrows,
                               bn_err *err) {
     if (!bn_type_is_ternary(type)) return BN_OK;
@@ -493,7 +515,9 @@ bn_status bn_validate_ternary(uint32_t type, const void *tensor, int64_t ne0, in
 
     if (type == BN_TYPE_I2_S) {
         size_t nbytes = (size_t)ne0 * (size_t)nrows / 4;
-        for (size_t i = 0; i < nbytes; i++) {
+        /* the byte loop only finds and reports the first code 3 */
+        const bool any3 = bn_codes2_have_3(p, nbytes);
+        for (size_t i = 0; any3 && i < nbytes; i++) {
             uint8_t b = p[i];
             if (!((b & (b >> 1)) & 0x55)) continue; /* no field with both bits set */
             int k = 0;
@@ -511,6 +535,16 @@ bn_status bn_validate_ternary(uint32_t type, const void *tensor, int64_t ne0, in
         return BN_OK;
     }
 
+    /* TQ1_0: which byte values the packer produces, as qs (5 digits) and as qh
+     * (4 digits and a fifth 0): 512 packings here instead of 52 per block */
+    bool packs[2][256] = {{false}};
+    if (type == BN_TYPE_TQ1_0)
+        for (int v = 0; v < 256; v++)
+            for (int q = 0; q < 2; q++) {
+                uint8_t t[5];
+                for (int n = 0; n < 5; n++) t[n] = n < 5 - q ? tq1_digit((uint8_t)v, n) : 0;
+                packs[q][v] = tq1_pack(t) == v;
+            }
     size_t rb = row_size(type, ne0);
     for (int64_t r = 0; r < nrows; r++)
         for (int64_t b = 0; b < ne0 / BN_QK_K; b++) {
@@ -520,6 +554,7 @@ bn_status bn_validate_ternary(uint32_t type, const void *tensor, int64_t ne0, in
                 if (!isfinite(d))
                     return bn_fail(err, BN_ERR_FORMAT, "TQ2_0: row %lld block %lld: d is %g",
                                    (long long)r, (long long)b, (double)d);
+                if (!bn_codes2_have_3(blk, 64)) continue;
                 for (int i = 0; i < 64; i++) {
                     uint8_t v = blk[i];
                     if (!((v & (v >> 1)) & 0x55)) continue;
@@ -537,10 +572,7 @@ bn_status bn_validate_ternary(uint32_t type, const void *tensor, int64_t ne0, in
                 return bn_fail(err, BN_ERR_FORMAT, "TQ1_0: row %lld block %lld: d is %g",
                                (long long)r, (long long)b, (double)d);
             for (int i = 0; i < 52; i++) {
-                uint8_t t[5];
-                int nd = i < 48 ? 5 : 4;
-                for (int n = 0; n < 5; n++) t[n] = n < nd ? tq1_digit(blk[i], n) : 0;
-                if (tq1_pack(t) != blk[i])
+                if (!packs[i >= 48][blk[i]])
                     return bn_fail(err, BN_ERR_FORMAT,
                                    "TQ1_0: row %lld block %lld: %s[%d] = %u is not a valid "
                                    "base-3 packing",

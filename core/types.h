@@ -97,6 +97,11 @@ bn_status bn_quantize(uint32_t type, const float *src, int64_t ne0, int64_t nrow
 bn_status bn_validate_ternary(uint32_t type, const void *tensor, int64_t ne0, int64_t nrows,
                               bn_err *err);
 
+/* True if some 2-bit field of the n bytes at p is 3 (both bits set): the code that
+ * I2_S and TQ2_0 never store. Reads a word at a time (memory speed); the one scan
+ * for it, used by bn_validate_ternary and the CPU backend's weight preparation. */
+bool bn_codes2_have_3(const void *p, size_t n);
+
 /* Ternary codes c in {0,1,2} (weight = c - 1) of one row, and the scale of each
  * 256-element group of that row (TQ: the block d; I2_S: the tensor scale repeated),
  * so kernels can be written once over codes. codes has ne0 entries, scales

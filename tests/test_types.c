@@ -1057,6 +1057,55 @@ static void test_validate(void **state) {
     assert_int_equal(bn_validate_ternary(BN_TYPE_I2_S, i2s, 100, 1, &err), BN_ERR_FORMAT);
 }
 
+/* bn_codes2_have_3 against a field-by-field scan written here: every length up
+ * to 72 bytes (the word loop, its tail and both), a 3 in every field of every
+ * byte, and the neighbour patterns where a shift by one bit crosses bytes. */
+static bool has3_by_fields(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        for (int f = 0; f < 4; f++)
+            if (((p[i] >> (2 * f)) & 3) == 3) return true;
+    return false;
+}
+
+static void test_codes2_have_3(void **state) {
+    (void)state;
+    uint8_t buf[72];
+    bt_rng r = bt_rng_new(7), *rng = &r;
+    for (size_t n = 0; n <= sizeof buf; n++) {
+        /* valid codes 0..2 everywhere */
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = 0;
+            for (int f = 0; f < 4; f++) buf[i] |= (uint8_t)(bt_rng_int(rng, 0, 2) << (2 * f));
+        }
+        assert_false(bn_codes2_have_3(buf, n));
+        for (size_t i = 0; i < n; i++)
+            for (int f = 0; f < 4; f++) {
+                const uint8_t saved = buf[i];
+                buf[i] |= (uint8_t)(3 << (2 * f));
+                assert_true(bn_codes2_have_3(buf, n));
+                assert_false(bn_codes2_have_3(buf, i)); /* the bytes before it */
+                buf[i] = saved;
+            }
+        /* 0xAA (codes 2) next to 0x55 (codes 1): the bits a one-bit shift brings
+         * together across a byte boundary must not count */
+        for (size_t i = 0; i < n; i++) buf[i] = i % 2 ? 0x55 : 0xAA;
+        assert_false(bn_codes2_have_3(buf, n));
+        for (size_t i = 0; i < n; i++) buf[i] = i % 2 ? 0xAA : 0x55;
+        assert_false(bn_codes2_have_3(buf, n));
+        /* random codes, a 3 in about one field of 100: the field scan's answer */
+        for (int k = 0; k < 8; k++) {
+            for (size_t i = 0; i < n; i++) {
+                buf[i] = 0;
+                for (int f = 0; f < 4; f++) {
+                    const int c = bt_rng_int(rng, 0, 99);
+                    buf[i] |= (uint8_t)((c == 99 ? 3 : c % 3) << (2 * f));
+                }
+            }
+            assert_int_equal(bn_codes2_have_3(buf, n), has3_by_fields(buf, n));
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
@@ -1078,6 +1127,7 @@ int main(void) {
         cmocka_unit_test(test_ternary_rounding),
         cmocka_unit_test(test_quantize_errors),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_codes2_have_3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -125,20 +125,6 @@ static bool after_relu_sqr(const bn_tensor *t, int depth) {
     }
 }
 
-/* I2_S: true if no 2-bit field of the n code bytes is 3. */
-static bool i2s_clean(const uint8_t *p, size_t n) {
-    const uint64_t lo = 0x5555555555555555ull;
-    uint64_t bad = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x;
-        memcpy(&x, p + i, 8);
-        bad |= x & (x >> 1) & lo;
-    }
-    for (; i < n; i++) bad |= (uint64_t)(p[i] & (p[i] >> 1) & 0x55);
-    return bad == 0;
-}
-
 /* TQ: true (and *scale) if every block's f16 scale has the same bits and is finite. */
 static bool tq_uniform(const bn_tern_w *w, float *scale) {
     const size_t bb = w->ti == BN_TK_TQ2 ? 66 : 54;
@@ -179,7 +165,7 @@ bn_status bn_tern_prepare(const bn_tensor *node, const void *owner, bn_err *err)
     w.row_bytes = bn_tern_row_bytes(w.ti, w.K);
     bn_tern_prep *p = &n->prep;
     if (w.ti == BN_TK_I2S) {
-        p->clean = w.clean = i2s_clean(w.data, (size_t)w.K * (size_t)w.N / 4);
+        p->clean = w.clean = !bn_codes2_have_3(w.data, (size_t)w.K * (size_t)w.N / 4);
         memcpy(&p->scale, w.data + (size_t)w.K * (size_t)w.N / 4, sizeof p->scale);
     } else {
         p->uniform = tq_uniform(&w, &p->scale);
