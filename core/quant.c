@@ -20,6 +20,11 @@ static float rd_f16(const uint8_t *p) {
     return bn_f16_to_f32((uint16_t)(p[0] | (p[1] << 8)));
 }
 
+/* an f16 at p is inf or NaN: all exponent bits set */
+static bool f16_not_finite(const uint8_t *p) {
+    return (p[1] & 0x7c) == 0x7c;
+}
+
 static void wr_f16(uint8_t *p, uint16_t h) {
     p[0] = (uint8_t)(h & 0xff);
     p[1] = (uint8_t)(h >> 8);
@@ -550,10 +555,9 @@ bn_status bn_validate_ternary(uint32_t type, const void *tensor, int64_t ne0, in
         for (int64_t b = 0; b < ne0 / BN_QK_K; b++) {
             if (type == BN_TYPE_TQ2_0) {
                 const uint8_t *blk = p + (size_t)r * rb + 66 * (size_t)b;
-                float d = rd_f16(blk + 64);
-                if (!isfinite(d))
+                if (f16_not_finite(blk + 64))
                     return bn_fail(err, BN_ERR_FORMAT, "TQ2_0: row %lld block %lld: d is %g",
-                                   (long long)r, (long long)b, (double)d);
+                                   (long long)r, (long long)b, (double)rd_f16(blk + 64));
                 if (!bn_codes2_have_3(blk, 64)) continue;
                 for (int i = 0; i < 64; i++) {
                     uint8_t v = blk[i];
@@ -567,10 +571,9 @@ bn_status bn_validate_ternary(uint32_t type, const void *tensor, int64_t ne0, in
                 continue;
             }
             const uint8_t *blk = p + (size_t)r * rb + 54 * (size_t)b;
-            float d = rd_f16(blk + 52);
-            if (!isfinite(d))
+            if (f16_not_finite(blk + 52))
                 return bn_fail(err, BN_ERR_FORMAT, "TQ1_0: row %lld block %lld: d is %g",
-                               (long long)r, (long long)b, (double)d);
+                               (long long)r, (long long)b, (double)rd_f16(blk + 52));
             for (int i = 0; i < 52; i++) {
                 if (!packs[i >= 48][blk[i]])
                     return bn_fail(err, BN_ERR_FORMAT,
