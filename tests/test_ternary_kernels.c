@@ -470,9 +470,10 @@ TEST(test_nodes) {
                 const int64_t K = shapes[s][0], N = shapes[s][1];
                 if (types[y] != BN_TYPE_I2_S && K % 256) continue;
                 wdata w = make_weight(types[y], K, N, W_RANDOM, shared, &r);
-                const int64_t Ts[] = {1, 2, 5, 70};
-                for (int t = 0; t < 4; t++) {
-                    if (K > 4096 && Ts[t] > 5) continue; /* keep the test quick */
+                const int64_t Ts[] = {1, 2, 5, 13, 70}; /* mat-vecs, then the GEMM */
+                for (int t = 0; t < 5; t++) {
+                    /* keep the test quick; 13 tokens still cover the GEMM's K chunks */
+                    if (K > 4096 && Ts[t] > 13) continue;
                     char what[64];
                     snprintf(what, sizeof what, "%s K %lld N %lld shared %d",
                              bn_type_name(types[y]), (long long)K, (long long)N, shared);
@@ -493,7 +494,8 @@ TEST(test_nodes) {
         wdata w = make_weight(types[y], 512, 9, W_CODE3, true, &r);
         check_node(&w, 1, 0, false, &r, "code 3");
         check_node(&w, 3, 0, false, &r, "code 3");
-        check_node(&w, 8, 0, false, &r, "code 3"); /* full 4 x 4 GEMM tiles */
+        check_node(&w, 8, 0, false, &r, "code 3");  /* several tokens, mat-vecs */
+        check_node(&w, 16, 0, false, &r, "code 3"); /* full 4 x 4 GEMM tiles */
         free(w.data);
     }
     bn_tern_set_layouts(-1, -1);

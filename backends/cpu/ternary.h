@@ -9,9 +9,9 @@
  *    (ternary_neon.c); chosen at run time from bn_cpu_features()
  *    (ternary_dispatch.c);
  *  - the driver (ternary_matmul.c), which tiles one MATMUL_TERNARY node over
- *    a table: a mat-vec per token when there is one token, a blocked GEMM
- *    (rows unpacked once into byte codes, then reused by every token) when
- *    there are several; then the same float rescaling as the reference;
+ *    a table: a mat-vec per token for a few tokens, a blocked GEMM (rows
+ *    unpacked once into byte codes, then reused by every token) for more;
+ *    then the same float rescaling as the reference;
  *  - per-weight preparation at graph_prepare (ternary_prepare.c): checks that
  *    let the kernels take their fast paths, and repacked layouts: the
  *    lookup-table layout (ternary_lut.c, for TQ1_0) and columns for ReLU^2

@@ -11,9 +11,10 @@
  * bits as the reference, which tests check byte for byte.
  *
  * Paths (weight layout from the preparation, ternary_prepare.c):
- *   one token    mat-vec: rows layout gemv; column layout: only the columns
- *                of non-zero activations; lookup-table layout: one table per
- *                token, then table lookups;
+ *   fewer than TERN_GEMM_MIN_T tokens
+ *                a mat-vec per token: rows layout gemv; column layout: only
+ *                the columns of non-zero activations; lookup-table layout:
+ *                one table per token, then table lookups;
  *   more tokens  blocked GEMM: a tile of rows is unpacked into byte codes
  *                once (K in chunks of at most TERN_KC elements) and reused by
  *                every token tile, so the weights are read once per call and
@@ -28,7 +29,12 @@
 #define TERN_TT 128         /* tokens per GEMM tile */
 #define TERN_KC 8192        /* elements per K chunk (a multiple of 256) */
 #define TERN_RT 32          /* rows per GEMM tile, at most */
-#define TERN_GEMM_MIN_T 2   /* tokens from which the GEMM path runs */
+/* Tokens from which the GEMM path runs. Below it each token's mat-vec reads
+ * the weights again, which costs less than unpacking them into codes once:
+ * on one Zen 4 core (bench/RESULTS.md) unpacking the 2B-4T ternary weights
+ * takes about 85 ms and the GEMM then 9 ms a token, against 16 ms a token for
+ * mat-vecs; the two meet at 10-12 tokens. */
+#define TERN_GEMM_MIN_T 12
 
 typedef struct mm {
     const bn_tern_kernels *ks;
