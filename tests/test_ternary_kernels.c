@@ -449,6 +449,21 @@ TEST(test_long_rows) {
             fail_msg("%s gemv TQ2_0 K 2^23 code 3: %u, want %u mod 2^32", ks->name, (uint32_t)out,
                      want);
         check_gemv(ks, &rnd, acts, true, "K 2^21 + 384");
+        /* the several-token kernels, every group size, with the same rows */
+        for (int nt = 1; ks->gemv_multi[BN_TK_I2S] && nt <= BN_TERN_NT; nt++) {
+            const int8_t *qs[BN_TERN_NT] = {qm, qm, qm, qm}, *ps[BN_TERN_NT] = {qp, qp, qp, qp};
+            int32_t o[BN_TERN_NT];
+            ks->gemv_multi[BN_TK_I2S](&ki, 0, 1, qs, nt, o, 1);
+            for (int t = 0; t < nt; t++)
+                if ((int64_t)o[t] != 2 * -128 * K)
+                    fail_msg("%s gemv_multi I2_S K 2^23 nt %d token %d: %d", ks->name, nt, t, o[t]);
+            if (!ks->gemv_multi[BN_TK_TQ2]) continue;
+            ks->gemv_multi[BN_TK_TQ2](&kt, 0, 1, ps, nt, o, 1);
+            for (int t = 0; t < nt; t++)
+                if ((uint32_t)o[t] != want)
+                    fail_msg("%s gemv_multi TQ2_0 K 2^23 code 3 nt %d token %d: %u", ks->name, nt,
+                             t, (uint32_t)o[t]);
+        }
     }
     free(acts);
     free(rnd.data);
@@ -470,10 +485,9 @@ TEST(test_nodes) {
                 const int64_t K = shapes[s][0], N = shapes[s][1];
                 if (types[y] != BN_TYPE_I2_S && K % 256) continue;
                 wdata w = make_weight(types[y], K, N, W_RANDOM, shared, &r);
-                const int64_t Ts[] = {1, 2, 5, 13, 70}; /* mat-vecs, then the GEMM */
+                /* one token, a few (several-token kernels or mat-vecs), then the GEMM */
+                const int64_t Ts[] = {1, 2, 5, 13, 70};
                 for (int t = 0; t < 5; t++) {
-                    /* keep the test quick; 13 tokens still cover the GEMM's K chunks */
-                    if (K > 4096 && Ts[t] > 13) continue;
                     char what[64];
                     snprintf(what, sizeof what, "%s K %lld N %lld shared %d",
                              bn_type_name(types[y]), (long long)K, (long long)N, shared);
@@ -494,8 +508,9 @@ TEST(test_nodes) {
         wdata w = make_weight(types[y], 512, 9, W_CODE3, true, &r);
         check_node(&w, 1, 0, false, &r, "code 3");
         check_node(&w, 3, 0, false, &r, "code 3");
-        check_node(&w, 8, 0, false, &r, "code 3");  /* several tokens, mat-vecs */
-        check_node(&w, 16, 0, false, &r, "code 3"); /* full 4 x 4 GEMM tiles */
+        check_node(&w, 8, 0, false, &r, "code 3");  /* several tokens at once, or mat-vecs */
+        check_node(&w, 16, 0, false, &r, "code 3"); /* the same, or the GEMM (AVX2) */
+        check_node(&w, 36, 0, false, &r, "code 3"); /* full 4 x 4 GEMM tiles */
         free(w.data);
     }
     bn_tern_set_layouts(-1, -1);

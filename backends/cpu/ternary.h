@@ -9,9 +9,10 @@
  *    (ternary_neon.c); chosen at run time from bn_cpu_features()
  *    (ternary_dispatch.c);
  *  - the driver (ternary_matmul.c), which tiles one MATMUL_TERNARY node over
- *    a table: a mat-vec per token for a few tokens, a blocked GEMM (rows
- *    unpacked once into byte codes, then reused by every token) for more;
- *    then the same float rescaling as the reference;
+ *    a table: a mat-vec per token for a few tokens, several tokens at once
+ *    on the packed rows (where the table can) for up to 32, a blocked GEMM
+ *    (rows unpacked once into byte codes, then reused by every token) for
+ *    more; then the same float rescaling as the reference;
  *  - per-weight preparation at graph_prepare (ternary_prepare.c): checks that
  *    let the kernels take their fast paths, and repacked layouts: the
  *    lookup-table layout (ternary_lut.c, for TQ1_0) and columns for ReLU^2
@@ -90,6 +91,13 @@ typedef struct bn_tern_kernels {
      * driver passes a thread's whole share in one call in row mode. */
     void (*gemv[BN_TK_NTYPES])(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q,
                                int32_t *out, bool group);
+    /* Row mode, a few tokens at once on the packed rows (optional; NULL: the
+     * driver runs a mat-vec per token, then the GEMM): C of rows [r0, r1) for
+     * nt (1..BN_TERN_NT) tokens q[0..nt) of K elements each, 64-byte aligned:
+     * out[t * ldo + (r - r0)]. Each row is read once for all nt tokens and
+     * never unpacked. */
+    void (*gemv_multi[BN_TK_NTYPES])(const bn_tern_w *w, int64_t r0, int64_t r1,
+                                     const int8_t *const *q, int nt, int32_t *out, size_t ldo);
     /* Codes (bytes) of rows [r0, r1), elements [k0, k0 + kn) (multiples of
      * 128 for I2_S, 256 otherwise): row r at codes + (r - r0) * ldc; I2_S code
      * 3 is written as 1. */

@@ -15,6 +15,10 @@
  *                a mat-vec per token: rows layout gemv; column layout: only
  *                the columns of non-zero activations; lookup-table layout:
  *                one table per token, then table lookups;
+ *   TERN_MULTI_MIN_T .. TERN_MULTI_MAX_T tokens, rows layout, row mode, with
+ *                a table that has gemv_multi (AVX-512 VNNI): groups of up to
+ *                four tokens on the packed rows, each row block read once
+ *                from memory;
  *   more tokens  blocked GEMM: a tile of rows is unpacked into byte codes
  *                once (K in chunks of at most TERN_KC elements) and reused by
  *                every token tile, so the weights are read once per call and
@@ -35,6 +39,14 @@
  * takes about 85 ms and the GEMM then 9 ms a token, against 16 ms a token for
  * mat-vecs; the two meet at 10-12 tokens. */
 #define TERN_GEMM_MIN_T 12
+/* With a table's gemv_multi (several tokens on the packed rows, no
+ * unpacking) it runs from TERN_MULTI_MIN_T to TERN_MULTI_MAX_T tokens, then
+ * the GEMM. On one Zen 4 core: 1.1-1.3x the mat-vecs from 4 tokens, 1.2x the
+ * GEMM at 16, even with it at 32 (bench/RESULTS.md); 2 and 3 tokens run
+ * faster as mat-vecs (two row streams, more bandwidth). */
+#define TERN_MULTI_MIN_T 4
+#define TERN_MULTI_MAX_T 32
+#define TERN_MULTI_BLOCK 262144 /* bytes of rows read for every token group (L2) */
 
 typedef struct mm {
     const bn_tern_kernels *ks;
@@ -111,6 +123,12 @@ static int64_t kchunk(int64_t K) {
     return K < TERN_KC ? K : TERN_KC;
 }
 
+/* rows per block of the several-token path: TERN_MULTI_BLOCK bytes, at least 16 */
+static int64_t multi_block_rows(size_t row_bytes) {
+    const int64_t n = (int64_t)(TERN_MULTI_BLOCK / (row_bytes ? row_bytes : 1));
+    return n < 16 ? 16 : n;
+}
+
 size_t bn_tern_scratch(const bn_tensor *node) {
     const bn_tensor *w = node->src[0];
     if (node->op != BN_OP_MATMUL_TERNARY || !bn_type_is_ternary(w->type)) return 0;
@@ -135,7 +153,12 @@ size_t bn_tern_scratch(const bn_tensor *node) {
                   bn_cpu_round_up((size_t)BN_TERN_MR * BN_TERN_NT * (size_t)(kc / 256 + 1) * 4) +
                   bn_cpu_round_up((size_t)TERN_TT * (size_t)(kc / 256 + 1) * 4) +
                   bn_cpu_round_up((size_t)TERN_TT * (size_t)kc);
+    /* several tokens on the packed rows: the sums of a row block, the aligned activations */
+    const int64_t mrows = multi_block_rows(bn_tern_row_bytes(bn_tern_type_index(w->type), K));
+    size_t multi = bn_cpu_round_up((size_t)TERN_MULTI_MAX_T * (size_t)mrows * 4) +
+                   bn_cpu_round_up((size_t)TERN_MULTI_MAX_T * (size_t)K);
     size_t s = gemv;
+    if (multi > s) s = multi;
     if (cols > s) s = cols;
     if (lut > s) s = lut;
     if (gemm > s) s = gemm;
@@ -170,6 +193,32 @@ static void rows_gemv(const mm *m, int64_t lo, int64_t hi, void *scratch) {
                     acc += block_scale(m, r, g) * (double)sub_wrap(out[(r - r0) * G + g], qg[g]);
                 y[r] = (float)(acc * (1.0 / (double)a->s));
             }
+        }
+    }
+}
+
+/* ---- rows layout, row mode, a few tokens: each row read once for a group of
+ * up to BN_TERN_NT tokens, no unpacking (the table's gemv_multi). The rows go
+ * in blocks of TERN_MULTI_BLOCK bytes, each block through every token group
+ * while it is in L2. ---- */
+
+static void multi_path(const mm *m, int64_t lo, int64_t hi, void *scratch) {
+    carve c = {scratch};
+    const int64_t T = m->T, K = m->K, rb = multi_block_rows(m->w.row_bytes);
+    int32_t *out = take(&c, (size_t)T * (size_t)rb * 4);
+    int8_t *qa = take(&c, (size_t)T * (size_t)K); /* K is a multiple of 128: rows stay aligned */
+    for (int64_t t = 0; t < T; t++) memcpy(qa + t * K, act(m, t)->q, (size_t)K);
+    for (int64_t r0 = lo; r0 < hi; r0 += rb) {
+        const int64_t r1 = hi - r0 < rb ? hi : r0 + rb, n = r1 - r0;
+        for (int64_t t0 = 0; t0 < T; t0 += BN_TERN_NT) {
+            const int nt = T - t0 < BN_TERN_NT ? (int)(T - t0) : BN_TERN_NT;
+            const int8_t *qp[BN_TERN_NT];
+            for (int j = 0; j < nt; j++) qp[j] = qa + (t0 + j) * K;
+            m->ks->gemv_multi[m->w.ti](&m->w, r0, r1, qp, nt, out + t0 * n, (size_t)n);
+        }
+        for (int64_t t = 0; t < T; t++) {
+            const bn_act_row *a = act(m, t);
+            finish_rows(m, out + t * n, n, a->sum, a->s, yrow(m, t) + r0);
         }
     }
 }
@@ -338,14 +387,18 @@ bool bn_tern_matmul(const bn_tensor *node, int ith, int nth, void *scratch) {
         m.group = true;
     }
     const int layout = m.prep ? m.prep->layout : BN_TERN_ROWS;
-    const bool gemm = m.T >= TERN_GEMM_MIN_T;
+    const bool multi = layout == BN_TERN_ROWS && !m.group && m.T >= TERN_MULTI_MIN_T &&
+                       m.T <= TERN_MULTI_MAX_T && m.ks->gemv_multi[m.w.ti];
+    const bool gemm = !multi && m.T >= TERN_GEMM_MIN_T;
     int64_t granule = 16, rt = 16;
     if (layout == BN_TERN_COLS) granule = gemm ? 16 : 128;
     if (layout == BN_TERN_LUT) granule = rt = 32;
     int64_t lo, hi;
     bn_cpu_split(m.N, granule, ith, nth, &lo, &hi);
     if (lo >= hi) return true;
-    if (gemm)
+    if (multi)
+        multi_path(&m, lo, hi, scratch);
+    else if (gemm)
         gemm_path(&m, lo, hi, rt, scratch);
     else if (layout == BN_TERN_COLS)
         cols_gemv_path(&m, lo, hi, scratch);
