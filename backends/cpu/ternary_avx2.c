@@ -209,6 +209,94 @@ void bn_tern_avx2_gemv_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int
 #undef ROW
 }
 
+/* ---- several tokens at once on the packed rows (row mode) ----
+ * Each 32 weight bytes become their four code vectors once (field), shared
+ * by up to four tokens: per 128 weights and token 4 maddubs, 3 int16 adds
+ * (|sum| <= 4 * 768) and one widening into int32, which wraps like the
+ * driver's uint32 sums. One row at a time (4 codes, 4 accumulators, the
+ * constant: 9 of the 16 registers), the weights prefetched 8 KiB ahead. NT is
+ * 2 or 4 (a constant once inlined); with NT 4 and three tokens the fourth
+ * repeats the first and is dropped. */
+#define MT_PREFETCH 8192
+/* acc += widened sum of the four codes c0..c3 times x + o0 .. x + o3 */
+#define MT_TOKEN(acc, x, o0, o1, o2, o3)                                                           \
+    acc = _mm256_add_epi32(                                                                        \
+        acc, _mm256_madd_epi16(                                                                    \
+                 _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(c0, LD((x) + (o0))),       \
+                                                   _mm256_maddubs_epi16(c1, LD((x) + (o1)))),      \
+                                  _mm256_add_epi16(_mm256_maddubs_epi16(c2, LD((x) + (o2))),       \
+                                                   _mm256_maddubs_epi16(c3, LD((x) + (o3))))),     \
+                 ones))
+/* the tokens' steps for the 32 weight bytes at pw, elements e .. e + 127 */
+#define MT_VECTOR(pw, e)                                                                           \
+    do {                                                                                           \
+        _mm_prefetch((const char *)(pw) + MT_PREFETCH, _MM_HINT_T0);                               \
+        __m256i w = LD(pw);                                                                        \
+        if (fix) w = i2s_fix(w);                                                                   \
+        /* I2_S: the field at shift 6 meets x + 0; TQ2_0: the one at shift 0 */                    \
+        const __m256i c0 = field(w, tq2 ? 0 : 6), c1 = field(w, tq2 ? 2 : 4),                      \
+                      c2 = field(w, tq2 ? 4 : 2), c3 = field(w, tq2 ? 6 : 0);                      \
+        MT_TOKEN(ta, qa + (e), 0, 32, 64, 96);                                                     \
+        MT_TOKEN(tb, qb + (e), 0, 32, 64, 96);                                                     \
+        if (NT > 2) {                                                                              \
+            MT_TOKEN(tc, qc + (e), 0, 32, 64, 96);                                                 \
+            MT_TOKEN(td, qd + (e), 0, 32, 64, 96);                                                 \
+        }                                                                                          \
+    } while (0)
+
+/* C of one row p (K elements) for tokens q[0..NT): s[t] = the sums. tq2:
+ * TQ2_0 blocks (66 bytes: two 32-byte halves of 128 elements, then d), else
+ * I2_S (32 bytes per 128 elements). */
+INLINE void multi_row(const uint8_t *p, const int8_t *const *q, int64_t K, const bool tq2,
+                      const bool fix, const int NT, uint32_t *s) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int8_t *qa = q[0], *qb = q[1], *qc = q[NT > 2 ? 2 : 0], *qd = q[NT > 2 ? 3 : 0];
+    __m256i ta = _mm256_setzero_si256(), tb = ta, tc = ta, td = ta;
+    if (tq2)
+        for (int64_t b = 0; b < K / 256; b++) {
+            MT_VECTOR(p + 66 * b, 256 * b);
+            MT_VECTOR(p + 66 * b + 32, 256 * b + 128);
+        }
+    else
+        for (int64_t b = 0; b < K / 128; b++) MT_VECTOR(p + 32 * b, 128 * b);
+    s[0] = (uint32_t)hsum256(ta);
+    s[1] = (uint32_t)hsum256(tb);
+    if (NT > 2) {
+        s[2] = (uint32_t)hsum256(tc);
+        s[3] = (uint32_t)hsum256(td);
+    }
+}
+#undef MT_VECTOR
+#undef MT_TOKEN
+
+/* rows [r0, r1) for nt tokens: one token is given twice when nt is 1 */
+INLINE void multi_rows(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *const *q, int nt,
+                       int32_t *out, size_t ldo, const bool tq2, const bool fix) {
+    const int8_t *qq[4] = {q[0], nt > 1 ? q[1] : q[0], nt > 2 ? q[2] : q[0], nt > 3 ? q[3] : q[0]};
+    for (int64_t r = r0; r < r1; r++) {
+        uint32_t s[4] = {0, 0, 0, 0};
+        const uint8_t *p = w->data + (size_t)r * w->row_bytes;
+        if (nt > 2)
+            multi_row(p, qq, w->K, tq2, fix, 4, s);
+        else
+            multi_row(p, qq, w->K, tq2, fix, 2, s);
+        for (int t = 0; t < nt; t++) out[(size_t)t * ldo + (size_t)(r - r0)] = (int32_t)s[t];
+    }
+}
+
+static void gemv_multi_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *const *q,
+                           int nt, int32_t *out, size_t ldo) {
+    if (w->clean)
+        multi_rows(w, r0, r1, q, nt, out, ldo, false, false);
+    else
+        multi_rows(w, r0, r1, q, nt, out, ldo, false, true);
+}
+
+static void gemv_multi_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *const *q,
+                           int nt, int32_t *out, size_t ldo) {
+    multi_rows(w, r0, r1, q, nt, out, ldo, true, false);
+}
+
 /* ---- GEMM micro-kernel: nr rows of byte codes x nt tokens ----
  * Per 32 elements: nr code loads, nt activation loads, nr * nt maddubs into
  * int16 accumulators, widened to int32 every 1024 elements (32 products of
@@ -304,6 +392,7 @@ const bn_tern_kernels bn_tern_avx2 = {
     .name = "avx2",
     .lut_for_tq1 = true, /* 9.2 against 7.3 GB/s (bench/RESULTS.md) */
     .gemv = {bn_tern_avx2_gemv_i2s, bn_tern_avx2_gemv_tq2, bn_tern_avx2_gemv_tq1},
+    .gemv_multi = {gemv_multi_i2s, gemv_multi_tq2, NULL},
     .unpack = {unpack_i2s, unpack_tq2, unpack_tq1},
     .gemm = gemm,
     .cols_gemv = bn_tern_avx2_cols_gemv,

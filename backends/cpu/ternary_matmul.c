@@ -16,7 +16,7 @@
  *                the columns of non-zero activations; lookup-table layout:
  *                one table per token, then table lookups;
  *   TERN_MULTI_MIN_T .. TERN_MULTI_MAX_T tokens, rows layout, row mode, with
- *                a table that has gemv_multi (AVX-512 VNNI): groups of up to
+ *                a table that has gemv_multi (AVX2, AVX-512 VNNI): groups of up to
  *                four tokens on the packed rows, each row block read once
  *                from memory;
  *   more tokens  blocked GEMM: a tile of rows is unpacked into byte codes
