@@ -272,6 +272,45 @@ bn_tern_gemv_paired(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *q,
 #undef BN_TERN_ROW_
 }
 
+/* A table's several-token entry (gemv_multi) over its own kernel for one row
+ * and NT tokens, NT a constant 2 or 4 (row(p, q, K, tq2, fix, NT, s): s[t] =
+ * the sums of row p for tokens q[0..NT)): rows [r0, r1) in order, NT 4 for
+ * three or four tokens and 2 for one or two, the first token standing in
+ * for the missing ones (their sums are dropped). Called like
+ * bn_tern_gemv_paired, with tq2, fix and row as constants. */
+typedef void (*bn_tern_multi_fn)(const uint8_t *p, const int8_t *const *q, int64_t K, bool tq2,
+                                 bool fix, int NT, uint32_t *s);
+
+static inline __attribute__((always_inline)) void
+bn_tern_multi_rows(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *const *q, int nt,
+                   int32_t *out, size_t ldo, bool tq2, bool fix, bn_tern_multi_fn row) {
+    const int8_t *qq[4] = {q[0], nt > 1 ? q[1] : q[0], nt > 2 ? q[2] : q[0], nt > 3 ? q[3] : q[0]};
+    for (int64_t r = r0; r < r1; r++) {
+        uint32_t s[4] = {0, 0, 0, 0};
+        const uint8_t *p = w->data + (size_t)r * w->row_bytes;
+        if (nt > 2)
+            row(p, qq, w->K, tq2, fix, 4, s);
+        else
+            row(p, qq, w->K, tq2, fix, 2, s);
+        for (int t = 0; t < nt; t++) out[(size_t)t * ldo + (size_t)(r - r0)] = (int32_t)s[t];
+    }
+}
+
+/* A table's two entries gemv_multi_i2s and gemv_multi_tq2 over its row
+ * kernel (I2_S as two loops, without and with the code-3 fix). */
+#define BN_TERN_MULTI_ENTRIES(row)                                                                 \
+    static void gemv_multi_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *const *q, \
+                               int nt, int32_t *out, size_t ldo) {                                 \
+        if (w->clean)                                                                              \
+            bn_tern_multi_rows(w, r0, r1, q, nt, out, ldo, false, false, row);                     \
+        else                                                                                       \
+            bn_tern_multi_rows(w, r0, r1, q, nt, out, ldo, false, true, row);                      \
+    }                                                                                              \
+    static void gemv_multi_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *const *q, \
+                               int nt, int32_t *out, size_t ldo) {                                 \
+        bn_tern_multi_rows(w, r0, r1, q, nt, out, ldo, true, false, row);                          \
+    }
+
 static inline int bn_tern_type_index(uint32_t type) {
     return type == BN_TYPE_I2_S ? BN_TK_I2S : type == BN_TYPE_TQ2_0 ? BN_TK_TQ2 : BN_TK_TQ1;
 }

@@ -269,33 +269,7 @@ INLINE void multi_row(const uint8_t *p, const int8_t *const *q, int64_t K, const
 #undef MT_VECTOR
 #undef MT_TOKEN
 
-/* rows [r0, r1) for nt tokens: one token is given twice when nt is 1 */
-INLINE void multi_rows(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *const *q, int nt,
-                       int32_t *out, size_t ldo, const bool tq2, const bool fix) {
-    const int8_t *qq[4] = {q[0], nt > 1 ? q[1] : q[0], nt > 2 ? q[2] : q[0], nt > 3 ? q[3] : q[0]};
-    for (int64_t r = r0; r < r1; r++) {
-        uint32_t s[4] = {0, 0, 0, 0};
-        const uint8_t *p = w->data + (size_t)r * w->row_bytes;
-        if (nt > 2)
-            multi_row(p, qq, w->K, tq2, fix, 4, s);
-        else
-            multi_row(p, qq, w->K, tq2, fix, 2, s);
-        for (int t = 0; t < nt; t++) out[(size_t)t * ldo + (size_t)(r - r0)] = (int32_t)s[t];
-    }
-}
-
-static void gemv_multi_i2s(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *const *q,
-                           int nt, int32_t *out, size_t ldo) {
-    if (w->clean)
-        multi_rows(w, r0, r1, q, nt, out, ldo, false, false);
-    else
-        multi_rows(w, r0, r1, q, nt, out, ldo, false, true);
-}
-
-static void gemv_multi_tq2(const bn_tern_w *w, int64_t r0, int64_t r1, const int8_t *const *q,
-                           int nt, int32_t *out, size_t ldo) {
-    multi_rows(w, r0, r1, q, nt, out, ldo, true, false);
-}
+BN_TERN_MULTI_ENTRIES(multi_row)
 
 /* ---- GEMM micro-kernel: nr rows of byte codes x nt tokens ----
  * Per 32 elements: nr code loads, nt activation loads, nr * nt maddubs into
