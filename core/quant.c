@@ -478,15 +478,6 @@ bn_status bn_quantize(uint32_t type, const float *src, int64_t ne0, int64_t nrow
     return BN_OK;
 }
 
-/* ---- validation of ternary data ----
- * I2_S: every 2-bit code must be 0..2 (code 3 is a format error here, weight 0 in
- *       kernels); the tensor scale must be finite and >= 0.
- * TQ2_0: every code 0..2; every block's d finite.
- * TQ1_0: every block's d finite; digits always decode to 0..2, so instead each byte
- *       must be one the packer produces: a qs byte b must equal ceil(v*256/243) for
- *       v rebuilt from its 5 decoded digits, a qh byte likewise from its 4 decoded
- *       digits and a fifth digit 0 (13 of the 256 qs byte values, and more qh
- *       values, are not produced by any packing). */
 bool bn_codes2_have_3(const void *data, size_t n) {
     const uint8_t *p = data;
     /* x & (x >> 1) has bit 2j of a byte set when field j is 3; the bit that
@@ -509,6 +500,15 @@ bool bn_codes2_have_3(const void *data, size_t n) {
     return bad != 0;
 }
 
+/* ---- validation of ternary data ----
+ * I2_S: every 2-bit code must be 0..2 (code 3 is a format error here, weight 0 in
+ *       kernels); the tensor scale must be finite and >= 0.
+ * TQ2_0: every code 0..2; every block's d finite.
+ * TQ1_0: every block's d finite; digits always decode to 0..2, so instead each byte
+ *       must be one the packer produces: a qs byte b must equal ceil(v*256/243) for
+ *       v rebuilt from its 5 decoded digits, a qh byte likewise from its 4 decoded
+ *       digits and a fifth digit 0 (13 of the 256 qs byte values, and more qh
+ *       values, are not produced by any packing). */
 bn_status bn_validate_ternary(uint32_t type, const void *tensor, int64_t ne0, int64_t nrows,
                               bn_err *err) {
     if (!bn_type_is_ternary(type)) return BN_OK;

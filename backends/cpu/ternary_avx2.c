@@ -13,7 +13,8 @@
  * Unpacking 2-bit fields: (w >> s) & 3 on 16-bit lanes; bits shifted in from
  * the neighbouring byte are masked off. I2_S code 3 (weight 0) becomes 1 by
  * clearing a field's high bit when its low bit is set; weights whose
- * preparation found no code 3 skip that (w->clean). */
+ * preparation found no code 3 skip that (w->clean). The several-token kernel
+ * (gemv_multi) unpacks each 32 weight bytes once for up to four tokens. */
 #include "ternary.h"
 #include "cpu_target.h"
 

@@ -15,8 +15,9 @@
  * file's steps (tq1_codes, ternary_x86.h), its digits from unsigned compares
  * into masks: its mat-vec is 1.4x the AVX2 one.
  * The I2_S and TQ2_0 mat-vecs use each 2-bit field in place (4 ANDs and 4
- * dot products per 128 weights, see below). The column and lookup-table
- * entries are the AVX2 ones. */
+ * dot products per 128 weights, see below), and so does their several-token
+ * kernel (gemv_multi: the ANDs shared by up to four tokens). The column and
+ * lookup-table entries are the AVX2 ones. */
 #include "ternary.h"
 #include "cpu_target.h"
 
